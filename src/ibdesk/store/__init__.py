@@ -1,0 +1,1 @@
+"""Parquet store: Arrow schemas, folder layout, atomic writes, readers, DuckDB queries."""

@@ -1,0 +1,36 @@
+"""Shared fixtures: every test runs in its own working directory with a clean ibdesk env.
+
+Tests never touch ./data, the user's `.env` or their environment variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ibdesk.config import Settings, env_var_names, load_settings
+
+
+@pytest.fixture(autouse=True)
+def isolated_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh cwd with no ibdesk variables set, so `.env` and env come only from the test."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for name in env_var_names():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ML_BASE_PATH", str(work / "ml"))
+    monkeypatch.setenv("ML_BACKUP_PATH", str(work / "ml_backup"))
+    yield work
+
+
+@pytest.fixture
+def data_root(isolated_workdir: Path) -> Path:
+    """The data root of the test's settings (`./data` under the test's cwd)."""
+    return isolated_workdir / "data"
+
+
+@pytest.fixture
+def settings(isolated_workdir: Path) -> Settings:
+    return load_settings()
