@@ -1,0 +1,1 @@
+"""IB connectivity: connection, reconnect and resubscribe, pacing, contracts, requests, gateway."""
