@@ -5,15 +5,15 @@ Tests never touch ./data, the user's `.env` or their environment variables.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from ibdesk.config import Settings, env_var_names, load_settings
 
 
 @pytest.fixture(autouse=True)
-def isolated_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh cwd with no ibdesk variables set, so `.env` and env come only from the test."""
     work = tmp_path / "work"
     work.mkdir()
@@ -22,7 +22,7 @@ def isolated_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ML_BASE_PATH", str(work / "ml"))
     monkeypatch.setenv("ML_BACKUP_PATH", str(work / "ml_backup"))
-    yield work
+    return work
 
 
 @pytest.fixture

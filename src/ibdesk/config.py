@@ -59,6 +59,11 @@ def _expand_path(value: Any) -> Path:
     return Path(str(value)).expanduser()
 
 
+def _path_field(default: str, description: str) -> Any:
+    """A path setting whose default is kept as the user would type it (e.g. `./data`)."""
+    return Field(default, description=description)
+
+
 Window = Annotated[TimeWindow, NoDecode, BeforeValidator(_to_window)]
 ExpandedPath = Annotated[Path, BeforeValidator(_expand_path)]
 GatewayMode = Literal["attach", "ibc", "docker", "sim"]
@@ -76,14 +81,16 @@ class Settings(BaseSettings):
     )
 
     # Folders
-    ml_base_path: ExpandedPath = Field(Path("~/Machine Learning"), description="root for ML outputs and the trade log")
-    ml_backup_path: ExpandedPath = Field(Path("~/T7 Backup/Machine Learning"), description="backup mirror")
-    logs_path: ExpandedPath = Field(Path("logs"), description="log folder")
-    temp_path: ExpandedPath = Field(Path("temp"), description="scratch space")
-    config_path: ExpandedPath = Field(Path("config"), description="generated config")
-    data_path_override: ExpandedPath = Field(Path("./data"), description="data root")
-    files_path: ExpandedPath = Field(Path("./Files"), description="legacy files folder (Excel inputs)")
-    cache_path: ExpandedPath = Field(Path("./cache"), description="caches")
+    ml_base_path: ExpandedPath = _path_field(
+        "~/Machine Learning", "root for ML outputs and the trade log"
+    )
+    ml_backup_path: ExpandedPath = _path_field("~/T7 Backup/Machine Learning", "backup mirror")
+    logs_path: ExpandedPath = _path_field("logs", "log folder")
+    temp_path: ExpandedPath = _path_field("temp", "scratch space")
+    config_path: ExpandedPath = _path_field("config", "generated config")
+    data_path_override: ExpandedPath = _path_field("./data", "data root")
+    files_path: ExpandedPath = _path_field("./Files", "legacy files folder (Excel inputs)")
+    cache_path: ExpandedPath = _path_field("./cache", "caches")
 
     # IB connection
     ib_host: str = Field("127.0.0.1", description="gateway host")
@@ -92,19 +99,23 @@ class Settings(BaseSettings):
     ib_gateway_live_port: int = Field(4001, ge=1, le=65535, description="IB Gateway live port")
     ib_gateway_paper_port: int = Field(4002, ge=1, le=65535, description="IB Gateway paper port")
     ib_client_id: int = Field(1, ge=0, description="API client id")
-    ib_paper_trading: bool = Field(True, description="0 selects live, which still needs confirmation")
+    ib_paper_trading: bool = Field(
+        True, description="0 selects live, which still needs confirmation"
+    )
     ib_username: SecretStr = Field(SecretStr(""), description="headless login user (secret)")
     ib_password: SecretStr = Field(SecretStr(""), description="headless login password (secret)")
     ib_gateway_headless: bool = Field(True, description="launch the gateway headless")
     ib_gateway_mode: GatewayMode = Field("attach", description="attach | ibc | docker | sim")
     force_fake_ib: bool = Field(False, description="1 = use the simulator (explicit)")
-    connection_timeout: float = Field(30.0, gt=0, description="IB connect timeout, seconds")
+    connection_timeout: float = Field(30, gt=0, description="IB connect timeout, seconds")
     retry_attempts: int = Field(3, ge=0, description="retries for IB connects and vendor calls")
     ibdesk_confirm_live: str = Field("", description="'yes' confirms live trading unattended")
 
     # Simulator
     ibdesk_sim_seed: int = Field(7, description="default --seed of the simulator")
-    ibdesk_sim_clock: str = Field("now", description="default --clock of the simulator (now or ISO-8601)")
+    ibdesk_sim_clock: str = Field(
+        "now", description="default --clock of the simulator (now or ISO-8601)"
+    )
 
     # Storage and generic limits
     default_data_format: Literal["parquet"] = Field("parquet", description="storage format")
@@ -115,30 +126,50 @@ class Settings(BaseSettings):
     cache_size_mb: int = Field(512, ge=0, description="cache size, MB")
 
     # Databento backfill
-    databento_enable_backfill: bool = Field(False, description="backfill calls the vendor only when 1")
+    databento_enable_backfill: bool = Field(
+        False, description="backfill calls the vendor only when 1"
+    )
     databento_api_key: SecretStr = Field(SecretStr(""), description="vendor key (secret)")
     databento_dataset: str = Field("XNAS.ITCH", description="dataset (NASDAQ.ITCH is an alias)")
     databento_schema: str = Field("mbp-10", description="L2 schema")
     databento_tz: str = Field("America/New_York", description="window time zone")
     databento_gateway: str | None = Field(None, description="historical API base URL")
-    l2_backfill_window_et: Window = Field(TimeWindow(time(9), time(11)), description="slice per (symbol, day), ET")
+    l2_backfill_window_et: Window = Field(
+        TimeWindow(time(9), time(11)), description="slice per (symbol, day), ET"
+    )
     l2_enforce_trading_window: bool = Field(True, description="clamp to the trading window")
-    l2_trading_window_et: Window = Field(TimeWindow(time(9), time(11)), description="trading window, ET")
-    l2_backfill_concurrency: int | None = Field(None, ge=1, description="legacy workers when L2_MAX_WORKERS is unset")
+    l2_trading_window_et: Window = Field(
+        TimeWindow(time(9), time(11)), description="trading window, ET"
+    )
+    l2_backfill_concurrency: int | None = Field(
+        None, ge=1, description="legacy workers when L2_MAX_WORKERS is unset"
+    )
     l2_max_workers: int | None = Field(None, ge=1, description="backfill workers (default 4)")
     l2_task_backoff_base_ms: int = Field(250, ge=0, description="vendor retry backoff base, ms")
     l2_task_backoff_max_ms: int = Field(2000, ge=0, description="vendor retry backoff cap, ms")
-    symbol_mapping_file: ExpandedPath = Field(Path("config/symbol_mapping.json"), description="local -> vendor symbols")
-    warrior_trades_file: ExpandedPath | None = Field(None, description="trade log (default $ML_BASE_PATH/warrior_trades.xlsx)")
+    symbol_mapping_file: ExpandedPath = _path_field(
+        "config/symbol_mapping.json", "local -> vendor symbols"
+    )
+    warrior_trades_file: ExpandedPath | None = Field(
+        None, description="trade log (default $ML_BASE_PATH/warrior_trades.xlsx)"
+    )
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", description="verbosity")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="verbosity"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("databento_gateway", "warrior_trades_file", "l2_max_workers", "l2_backfill_concurrency", mode="before")
+    @field_validator(
+        "databento_gateway",
+        "warrior_trades_file",
+        "l2_max_workers",
+        "l2_backfill_concurrency",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -81,7 +81,11 @@ def is_secret_param(param: click.Parameter) -> bool:
 
 def visible_params(command: click.Command) -> list[click.Parameter]:
     """The parameters a user can pass, without `--describe` and `--help`."""
-    return [p for p in command.params if p.name not in _HIDDEN_PARAMS and not getattr(p, "hidden", False)]
+    return [
+        p
+        for p in command.params
+        if p.name not in _HIDDEN_PARAMS and not getattr(p, "hidden", False)
+    ]
 
 
 def input_schema(command: click.Command) -> dict[str, Any]:
@@ -97,9 +101,13 @@ def input_schema(command: click.Command) -> dict[str, Any]:
         else:
             prop["x-cli-argument"] = True
         default = param.default
-        if not param.required and not callable(default) and not is_secret_param(param):
-            if default is not None or not param.multiple:
-                prop["default"] = _json_default(default)
+        shows_default = not param.required and not callable(default)
+        if (
+            shows_default
+            and not is_secret_param(param)
+            and (default is not None or not param.multiple)
+        ):
+            prop["default"] = _json_default(default)
         properties[name] = prop
         if param.required:
             required.append(name)

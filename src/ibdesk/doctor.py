@@ -87,11 +87,25 @@ def folders(settings: Settings) -> dict[str, Path]:
 
 def check_folder(variable: str, path: Path) -> Check:
     if not path.exists():
-        return Check("folders", variable, Status.WARN, f"{path} does not exist", "run `ibdesk setup`")
+        return Check(
+            "folders", variable, Status.WARN, f"{path} does not exist", "run `ibdesk setup`"
+        )
     if not path.is_dir():
-        return Check("folders", variable, Status.ERROR, f"{path} is not a folder", f"set {variable} to a folder")
+        return Check(
+            "folders",
+            variable,
+            Status.ERROR,
+            f"{path} is not a folder",
+            f"set {variable} to a folder",
+        )
     if not os.access(path, os.W_OK | os.X_OK):
-        return Check("folders", variable, Status.ERROR, f"{path} is not writable", f"fix permissions of {path}")
+        return Check(
+            "folders",
+            variable,
+            Status.ERROR,
+            f"{path} is not writable",
+            f"fix permissions of {path}",
+        )
     return Check("folders", variable, Status.OK, f"{path} is writable")
 
 
@@ -145,7 +159,12 @@ def run_checks(settings: Settings) -> DoctorReport:
             answered.append(f"{variable}={port}")
     if answered:
         report.checks.append(
-            Check("gateway", "ports", Status.OK, f"{settings.ib_host}: answering {', '.join(answered)}")
+            Check(
+                "gateway",
+                "ports",
+                Status.OK,
+                f"{settings.ib_host}: answering {', '.join(answered)}",
+            )
         )
     else:
         ports = ", ".join(str(p) for p in gateway_ports(settings).values())
@@ -162,9 +181,15 @@ def run_checks(settings: Settings) -> DoctorReport:
     key_set = bool(settings.secret("databento_api_key"))
     enabled = settings.databento_enable_backfill
     if key_set and enabled:
-        report.checks.append(Check("vendor", "databento", Status.OK, "API key set, backfill enabled"))
+        report.checks.append(
+            Check("vendor", "databento", Status.OK, "API key set, backfill enabled")
+        )
     else:
-        missing = [t for t, ok in (("DATABENTO_API_KEY", key_set), ("DATABENTO_ENABLE_BACKFILL=1", enabled)) if not ok]
+        missing = [
+            t
+            for t, ok in (("DATABENTO_API_KEY", key_set), ("DATABENTO_ENABLE_BACKFILL=1", enabled))
+            if not ok
+        ]
         report.checks.append(
             Check(
                 "vendor",
@@ -197,7 +222,10 @@ def doctor_output_schema() -> dict[str, Any]:
             "python": {"type": "string"},
             "checks": {"type": "array", "items": check},
             "config": {"type": "object", "additionalProperties": {"type": "string"}},
-            "dependencies": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+            "dependencies": {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "null"]},
+            },
             "gateway_ports": {"type": "object", "additionalProperties": {"type": "boolean"}},
         },
         "required": ["ok", "python", "checks", "config", "dependencies", "gateway_ports"],

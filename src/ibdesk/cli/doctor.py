@@ -42,9 +42,11 @@ def register(app: typer.Typer) -> None:
     @output_schema(checks.doctor_output_schema())
     def doctor(
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-        verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging on the console."),
+        verbose: bool = typer.Option(
+            False, "--verbose", "-v", help="Debug logging on the console."
+        ),
     ) -> None:
-        """Check configuration (secrets masked), folders, dependencies, gateway ports and vendor key.
+        """Check config (secrets masked), folders, dependencies, gateway ports and vendor key.
 
         Exits 1 when something needed is broken, naming the fix.
         """
@@ -65,9 +67,11 @@ def register(app: typer.Typer) -> None:
         }
     )
     def setup(
-        verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging on the console."),
+        verbose: bool = typer.Option(
+            False, "--verbose", "-v", help="Debug logging on the console."
+        ),
     ) -> None:
-        """Create the data, log, cache, temp and config folders and `.env` when missing, then run doctor.
+        """Create the data, log, cache, temp and config folders and `.env`, then run doctor.
 
         Installs nothing.
         """
@@ -76,7 +80,9 @@ def register(app: typer.Typer) -> None:
         for path in result.created_folders:
             runtime.stdout.print(f"created folder {path}")
         if result.env_file is not None:
-            runtime.stdout.print(f"created {result.env_file} from the defaults; edit it to configure")
+            runtime.stdout.print(
+                f"created {result.env_file} from the defaults; edit it to configure"
+            )
         report = checks.run_checks(settings)
         _render(report)
         if not report.ok:

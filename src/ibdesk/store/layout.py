@@ -28,9 +28,13 @@ def level2_dir(level2_root: Path, symbol: str) -> Path:
     return level2_root / symbol
 
 
-def capture_path(level2_root: Path, symbol: str, day: date, kind: str, session_start: datetime) -> Path:
+def capture_path(
+    level2_root: Path, symbol: str, day: date, kind: str, session_start: datetime
+) -> Path:
     """Live capture file: kind is `snapshots`, `messages` or `trades`."""
-    return level2_dir(level2_root, symbol) / f"{day.isoformat()}_{kind}_{session_start:%H%M%S}.parquet"
+    return (
+        level2_dir(level2_root, symbol) / f"{day.isoformat()}_{kind}_{session_start:%H%M%S}.parquet"
+    )
 
 
 def session_stats_path(level2_root: Path, symbol: str, session_start: datetime) -> Path:

@@ -32,7 +32,9 @@ def level_columns(levels: int) -> list[str]:
     return names
 
 
-def _with_version(schema: pa.Schema, version: str, extra: Mapping[str, str] | None = None) -> pa.Schema:
+def _with_version(
+    schema: pa.Schema, version: str, extra: Mapping[str, str] | None = None
+) -> pa.Schema:
     metadata: dict[bytes, bytes] = {SCHEMA_KEY: version.encode()}
     for key, value in (extra or {}).items():
         metadata[key.encode()] = str(value).encode()
