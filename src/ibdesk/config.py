@@ -64,6 +64,13 @@ def _path_field(default: str, description: str) -> Any:
     return Field(default, description=description)
 
 
+def _expand_optional_path(value: Any) -> Path | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _expand_path(value)
+
+
+OptionalPath = Annotated[Path | None, BeforeValidator(_expand_optional_path)]
 Window = Annotated[TimeWindow, NoDecode, BeforeValidator(_to_window)]
 ExpandedPath = Annotated[Path, BeforeValidator(_expand_path)]
 GatewayMode = Literal["attach", "ibc", "docker", "sim"]
@@ -106,6 +113,17 @@ class Settings(BaseSettings):
     ib_password: SecretStr = Field(SecretStr(""), description="headless login password (secret)")
     ib_gateway_headless: bool = Field(True, description="launch the gateway headless")
     ib_gateway_mode: GatewayMode = Field("attach", description="attach | ibc | docker | sim")
+    ibc_path: ExpandedPath = _path_field("/opt/ibc", "IBC install folder (ibc mode)")
+    ibc_start_script: OptionalPath = Field(
+        None, description="IBC start script (default $IBC_PATH/scripts/ibcstart.sh)"
+    )
+    ib_gateway_path: ExpandedPath = _path_field("~/Jts", "IB Gateway install folder (ibc mode)")
+    ib_gateway_version: str = Field("1030", description="installed IB Gateway major version (ibc mode)")
+    ibc_auto_restart_time: str = Field("11:58 PM", description="IBC AutoRestartTime (daily restart)")
+    ib_read_only_api: bool = Field(False, description="1 = gateway API is read-only (no orders)")
+    ib_docker_image: str = Field(
+        "ghcr.io/gnzsnz/ib-gateway:stable", description="container image (docker mode)"
+    )
     force_fake_ib: bool = Field(False, description="1 = use the simulator (explicit)")
     connection_timeout: float = Field(30, gt=0, description="IB connect timeout, seconds")
     retry_attempts: int = Field(3, ge=0, description="retries for IB connects and vendor calls")
@@ -150,7 +168,7 @@ class Settings(BaseSettings):
     symbol_mapping_file: ExpandedPath = _path_field(
         "config/symbol_mapping.json", "local -> vendor symbols"
     )
-    warrior_trades_file: ExpandedPath | None = Field(
+    warrior_trades_file: OptionalPath = Field(
         None, description="trade log (default $ML_BASE_PATH/warrior_trades.xlsx)"
     )
 

@@ -8,7 +8,8 @@ import click
 import typer
 
 from ibdesk import __version__
-from ibdesk.cli import doctor
+from ibdesk.cli import doctor, gateway
+from ibdesk.cli import data as data_cli
 from ibdesk.cli.framework import new_app
 
 app = new_app(help_text="ibdesk: a trading desk in a box for IBKR and Databento day traders.")
@@ -34,6 +35,8 @@ def root(
 
 # Command groups: each module's `register(app)` adds its commands (one line each).
 doctor.register(app)
+gateway.register(app)
+data_cli.register(app)
 
 
 def cli() -> click.Group:
