@@ -5,7 +5,9 @@ Tests never touch ./data, the user's `.env` or their environment variables.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +36,24 @@ def data_root(isolated_workdir: Path) -> Path:
 @pytest.fixture
 def settings(isolated_workdir: Path) -> Settings:
     return load_settings()
+
+
+@pytest.fixture
+def sim(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A running `ibdesk sim` on an ephemeral loopback port (background thread, own loop).
+
+    Yields a `SimThread`: `.host`, `.port`, faults (`restart`, `connectivity_lost`, ...) and
+    ground truth (`book(symbol, rows)`, `tape(symbol)`). The clock is pinned to
+    2025-07-30T16:30 ET (after a full session) and the seed is 7 unless a test overrides
+    SimConfig fields with `@pytest.mark.parametrize("sim", [{...}], indirect=True)`.
+    """
+    from ibdesk.sim.server import SimConfig, SimThread
+
+    overrides: dict[str, Any] = getattr(request, "param", None) or {}
+    fields: dict[str, Any] = {"port": 0, "clock": "2025-07-30T16:30:00-04:00", "seed": 7}
+    fields.update(overrides)
+    thread = SimThread(SimConfig(**fields)).start()
+    try:
+        yield thread
+    finally:
+        thread.stop()

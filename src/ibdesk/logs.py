@@ -59,6 +59,13 @@ class _NameFilter(logging.Filter):
         return record.name.startswith(self.prefixes)
 
 
+class _QuietThirdParty(logging.Filter):
+    """Keeps ib_async's INFO chatter (farm OK, connect steps) off the console; files keep it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith("ib_async")
+
+
 def _file_handler(path: Path, level: int, secrets: SecretMaskFilter) -> logging.Handler:
     handler = logging.handlers.RotatingFileHandler(
         path, maxBytes=_MAX_BYTES, backupCount=_BACKUPS, encoding="utf-8"
@@ -107,6 +114,8 @@ def setup_logging(settings: Settings, *, verbose: bool = False, console: bool = 
         )
         rich_handler.setLevel(console_level)
         rich_handler.addFilter(secrets)
+        if not verbose:
+            rich_handler.addFilter(_QuietThirdParty())
         setattr(rich_handler, _OWNED, True)
         handlers.append(rich_handler)
     for handler in handlers:

@@ -8,8 +8,11 @@ import click
 import typer
 
 from ibdesk import __version__
-from ibdesk.cli import doctor, gateway
+from ibdesk.cli import analyze as analyze_cli
+from ibdesk.cli import backfill as backfill_cli
 from ibdesk.cli import data as data_cli
+from ibdesk.cli import doctor, gateway, record
+from ibdesk.cli import sim as sim_cli
 from ibdesk.cli.framework import new_app
 
 app = new_app(help_text="ibdesk: a trading desk in a box for IBKR and Databento day traders.")
@@ -35,8 +38,12 @@ def root(
 
 # Command groups: each module's `register(app)` adds its commands (one line each).
 doctor.register(app)
+sim_cli.register(app)
+backfill_cli.register(app)
 gateway.register(app)
+record.register(app)
 data_cli.register(app)
+analyze_cli.register(app)
 
 
 def cli() -> click.Group:

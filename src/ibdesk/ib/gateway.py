@@ -9,11 +9,13 @@ from its environment (`-e NAME` without a value).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -194,8 +196,51 @@ def docker_command(settings: Settings, mode: Literal["paper", "live"], port: int
     ]
 
 
-def sim_command(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "ibdesk", "sim", "--host", host, "--port", str(port)]
+def sim_command(
+    host: str, port: int, seed: int | None = None, clock: str | None = None
+) -> list[str]:
+    command = [sys.executable, "-m", "ibdesk", "sim", "--host", host, "--port", str(port)]
+    if seed is not None:
+        command += ["--seed", str(seed)]
+    if clock is not None:
+        command += ["--clock", clock]
+    return command
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """An ephemeral port nobody listens on now (never a real gateway port)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(slots=True)
+class SimProcess:
+    """A simulator child started for one command (`--sim`); `stop` ends it."""
+
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            _terminate(self.process.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+
+
+async def start_sim_process(settings: Settings, timeout_s: float = 30.0) -> SimProcess:
+    """Start `ibdesk sim` on a free loopback port and wait until it answers the handshake."""
+    host = "127.0.0.1"
+    port = free_port(host)
+    command = sim_command(host, port, settings.ibdesk_sim_seed, settings.ibdesk_sim_clock)
+    process = _spawn(command, settings)
+    ready = await wait_ready(host, port, timeout_s, process)
+    if not ready.ready:
+        if process.poll() is None:
+            _terminate(process.pid)
+        raise WorkFailedError(f"the built-in simulator did not start: {ready.reason}")
+    return SimProcess(host, port, process)
 
 
 def _spawn(
@@ -245,7 +290,7 @@ async def start(
     config_dir: str | None = None
     extra_env: dict[str, str] = {}
     if chosen == "sim":
-        command = sim_command(host, target)
+        command = sim_command(host, target, settings.ibdesk_sim_seed, settings.ibdesk_sim_clock)
     elif chosen == "ibc":
         if not settings.secret("ib_username") or not settings.secret("ib_password"):
             raise UserInputError("ibc mode needs IB_USERNAME and IB_PASSWORD (in .env)")

@@ -7,10 +7,13 @@ leaves at most a `*.tmp` file, which readers ignore.
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,13 +35,18 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_table_atomic(table: pa.Table, path: Path, *, compression: str = "zstd") -> Path:
-    """Write `table` to `path` atomically (temp file in the same folder, fsync, rename)."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Open `path.tmp` for writing; on success fsync it and rename it over `path`.
+
+    The one atomic-write mechanism of the project: on any error the temp file is removed
+    and `path` keeps its previous content (or stays absent).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + TMP_SUFFIX)
     try:
         with open(tmp, "wb") as handle:
-            pq.write_table(table, handle, compression=compression)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -46,6 +54,19 @@ def write_table_atomic(table: pa.Table, path: Path, *, compression: str = "zstd"
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def write_table_atomic(table: pa.Table, path: Path, *, compression: str = "zstd") -> Path:
+    """Write `table` to `path` atomically (temp file in the same folder, fsync, rename)."""
+    with atomic_file(path) as handle:
+        pq.write_table(table, handle, compression=compression)
+    return path
+
+
+def write_json_atomic(payload: Any, path: Path) -> Path:
+    """Overwrite `path` with `payload` as indented JSON, atomically."""
+    with atomic_file(path) as handle:
+        handle.write((json.dumps(payload, indent=2) + "\n").encode("utf-8"))
     return path
 
 
@@ -92,7 +113,10 @@ def _compacted_through(final: Path) -> int:
     """Highest part number already merged into `final` (-1 when none or no final)."""
     if not final.exists():
         return -1
-    meta = pq.read_schema(final).metadata or {}
+    try:
+        meta = pq.read_schema(final).metadata or {}
+    except (pa.ArrowInvalid, OSError):
+        return -1  # unreadable final: listing still works; reading it reports the file
     raw = meta.get(COMPACTED_KEY)
     return int(raw) if raw is not None else -1
 

@@ -1,0 +1,113 @@
+"""Benchmark: parallel efficiency of `ibdesk backfill` against a slow vendor.
+
+200 tasks, 150 ms of injected latency on every vendor call (loopback server, real SDK),
+8 workers, compared in the same run with a serial (1 worker) run of the same 200 tasks:
+
+  efficiency = serial wall / (workers x parallel wall)
+
+Target >= 85%. The default `--interval-ms 1000` keeps per-task CPU (snapshot + Parquet)
+small next to the latency, which is what this benchmark isolates; pass 100 to see the
+CPU-bound case on a small machine.
+
+Run: .venv/bin/python bench/backfill_concurrency.py [--tasks 200] [--workers 8]
+     [--latency-ms 150] [--repeat 3] [--serial-repeat 1] [--interval-ms 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.backfill.dbserver import API_KEY, running_server, seed_day
+
+from ibdesk.backfill.orchestrator import BackfillOptions, run_backfill
+from ibdesk.backfill.tasks import BackfillTask
+from ibdesk.config import load_settings
+
+DAY = date(2024, 3, 8)
+
+
+def run_once(
+    root: Path, url: str, tasks: list[BackfillTask], workers: int, interval_ms: int
+) -> float:
+    settings = load_settings(
+        data_path_override=root,
+        databento_enable_backfill=True,
+        databento_api_key=API_KEY,
+        databento_gateway=url,
+        symbol_mapping_file=root.parent / "mapping.json",
+    )
+    start = time.perf_counter()
+    summary = run_backfill(
+        settings, tasks, BackfillOptions(max_workers=workers, interval_ms=interval_ms, force=True)
+    )
+    wall = time.perf_counter() - start
+    if summary.counts["WRITE"] != len(tasks):
+        raise SystemExit(f"unexpected statuses: {summary.summary_line()}")
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--latency-ms", type=int, default=150)
+    parser.add_argument("--serial-repeat", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--interval-ms", type=int, default=1000)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    logging.disable(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp, running_server() as server:
+        os.chdir(tmp)
+        (Path(tmp) / "mapping.json").write_text(json.dumps({}))
+        symbols = [f"S{i:03d}" for i in range(args.tasks)]
+        for i, symbol in enumerate(symbols):
+            seed_day(server, symbol, DAY, step_s=20.0, seed=i)
+        tasks = [BackfillTask(s, DAY) for s in symbols]
+        server.latency_s = args.latency_ms / 1000
+        serial = [
+            run_once(
+                Path(tmp) / "serial", server.url, tasks[: args.serial_tasks], 1, args.interval_ms
+            )
+            for _ in range(args.repeat)
+        ]
+        parallel = [
+            run_once(Path(tmp) / "parallel", server.url, tasks, args.workers, args.interval_ms)
+            for _ in range(args.repeat)
+        ]
+    serial_wall = statistics.median(serial)
+    parallel_wall = statistics.median(parallel)
+    print(
+        f"{args.tasks} tasks, {args.latency_ms} ms latency per vendor call, "
+        f"interval {args.interval_ms} ms, repeat={args.repeat} (serial {args.serial_repeat})"
+    )
+    print(f"{'run':24s} {'median s':>9s} {'min s':>8s} {'max s':>8s} {'s/task':>7s}")
+    for name, times in (
+        ("serial (1 worker)", serial),
+        (f"parallel ({args.workers} workers)", parallel),
+    ):
+        med = statistics.median(times)
+        print(f"{name:24s} {med:9.3f} {min(times):8.3f} {max(times):8.3f} {med / args.tasks:7.3f}")
+    efficiency = serial_wall / (args.workers * parallel_wall)
+    print(
+        f"speed-up {serial_wall / parallel_wall:.2f}x; parallel efficiency "
+        f"{efficiency:.1%} (target >= 85%)"
+    )
+
+
+if __name__ == "__main__":
+    main()

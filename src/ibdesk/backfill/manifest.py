@@ -1,0 +1,79 @@
+"""The run's records on disk: `backfill_l2_manifest.jsonl` (append, input order) and
+`backfill_l2_summary.json` (overwritten).
+
+Results may finish in any order; `OrderedManifest` holds them back until every earlier
+task is done, so the manifest is always a prefix of the input order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class ManifestEntry(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class OrderedManifest:
+    """Appends one JSON line per task to `path`, in task index order.
+
+    `on_result` (e.g. a progress bar) sees every result as soon as it completes.
+    """
+
+    def __init__(self, path: Path, on_result: Callable[[Any], None] | None = None) -> None:
+        self.path = path
+        self._on_result = on_result
+        self._pending: dict[int, dict[str, Any]] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def put(self, index: int, result: ManifestEntry) -> None:
+        if self._on_result is not None:
+            self._on_result(result)
+        line = result.to_json()
+        with self._lock:
+            self._pending[index] = line
+            ready: list[dict[str, Any]] = []
+            while self._next in self._pending:
+                ready.append(self._pending.pop(self._next))
+                self._next += 1
+            if ready:
+                self._append(ready)
+
+    def _append(self, lines: list[dict[str, Any]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(line, sort_keys=False) + "\n" for line in lines)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def write_json_atomic(payload: dict[str, Any], path: Path) -> Path:
+    """Overwrite `path` with `payload` (temp file in the same folder, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_manifest(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]

@@ -1,0 +1,807 @@
+"""Order-book microstructure metrics of one symbol-day: pure, vectorised, streamed in chunks.
+
+Owns the formulas (spread, depth, order flow imbalance, microprice, volume profile, price
+impact, per-minute dynamics). It must not do I/O: input is polars frames in the L2 snapshot
+schema v1 (`ts` as Datetime or int64 ns, `bid_px_00`...) fed chunk by chunk in time order,
+plus one trades v1 frame; output is frozen dataclasses. Memory stays bounded by the chunk
+size plus three float64 values per snapshot row (time, mid, spread) and small per-window
+and per-minute aggregates, so a 470k-row, 20-level day never sits in memory whole.
+
+Conventions: prices in dollars, sizes in shares, times in ns since the epoch (UTC). A
+missing (null or NaN) price means the level is empty; a missing size counts as 0 shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+NS_PER_S = 1_000_000_000
+NS_PER_MINUTE = 60 * NS_PER_S
+MAX_OFI_LEVELS = 5
+IMPACT_HORIZONS_S = (5, 60)
+VALUE_AREA_SHARE = 0.70
+BPS = 10_000.0
+P95 = 95.0
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisParams:
+    """Knobs of the analysis: OFI/impact window, tick for the volume profile, gap cap."""
+
+    window_ns: int = NS_PER_S
+    tick_usd: float = 0.01
+    max_gap_ns: int = 60 * NS_PER_S
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """Ordinary least squares y = intercept + Σ betas·x; None where not identifiable."""
+
+    betas: tuple[float | None, ...]
+    intercept: float | None
+    r2: float | None
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpreadStats:
+    """Quoted spread ask_px_00 − bid_px_00 over rows with both sides (dollars and bps)."""
+
+    mean: float | None
+    median: float | None
+    p95: float | None
+    mean_bps: float | None
+    median_bps: float | None
+    p95_bps: float | None
+    time_weighted_mean: float | None
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class DepthStats:
+    """Mean resting size (shares) per side over 1, 5 and all levels, and mean imbalance."""
+
+    bid_size_1: float | None
+    ask_size_1: float | None
+    bid_size_5: float | None
+    ask_size_5: float | None
+    bid_size_all: float | None
+    ask_size_all: float | None
+    imbalance_1: float | None
+    imbalance_5: float | None
+    imbalance_all: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OfiLevel:
+    """OFI at one book level (1 = best): day total and its fit on the window's mid change."""
+
+    level: int
+    total: float
+    fit: Fit
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSeries:
+    """Per-window series between consecutive windows that have a mid (the regressions' data)."""
+
+    end_ns: IntArray
+    mid_change: FloatArray
+    ofi: FloatArray  # shape (windows, ofi levels): OFI of each level over the window
+    signed_volume: FloatArray
+    microprice_offset_before: FloatArray  # microprice − mid at the start of the window
+
+
+@dataclass(frozen=True, slots=True)
+class MicropriceStats:
+    """Stoikov's microprice: mean distance from the mid and its link to the next mid move."""
+
+    mean_distance: float | None
+    corr_next_mid_change: float | None
+    n_windows: int
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeProfile:
+    """Traded volume per tick-binned price, with VPOC and the 70% value area."""
+
+    tick_usd: float
+    prices: FloatArray
+    volumes: FloatArray
+    total_volume: float
+    vpoc: float | None
+    vah: float | None
+    val: float | None
+    value_area_volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class PriceImpact:
+    """Kyle's lambda and the effective / realized spread decomposition (bps, VW means)."""
+
+    kyle_lambda: float | None
+    kyle_r2: float | None
+    n_windows: int
+    effective_spread_bps: float | None
+    realized_spread_bps: dict[int, float | None]  # horizon (s) -> value
+    impact_bps: dict[int, float | None]
+    trades_signed: int
+    trades_lee_ready: int
+
+
+@dataclass(frozen=True, slots=True)
+class Dynamics:
+    """Per-minute series for plots: spread, depth, OFI, mid and mean size per level."""
+
+    minute_ns: IntArray
+    rows: IntArray
+    mid: FloatArray
+    spread_mean: FloatArray
+    bid_depth: FloatArray
+    ask_depth: FloatArray
+    ofi: FloatArray
+    bid_size_by_level: FloatArray  # (minutes, levels)
+    ask_size_by_level: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class BookStats:
+    """Everything the snapshot pass yields; trades are analysed against it afterwards."""
+
+    rows: int
+    levels: int
+    spread: SpreadStats
+    depth: DepthStats
+    ofi_levels: tuple[OfiLevel, ...]
+    ofi_multilevel_fit: Fit
+    microprice: MicropriceStats
+    windows: WindowSeries
+    window_ids: IntArray  # ids (ts // window_ns) of the windows in `windows`, plus the first
+    dynamics: Dynamics
+    ts_ns: IntArray  # every row, sorted
+    mid: FloatArray  # NaN where a side is missing
+    spread_usd: FloatArray  # per row, NaN where a side is missing
+
+
+@dataclass(frozen=True, slots=True)
+class DepthAnalysis:
+    """The full analysis of one symbol-day."""
+
+    rows: int
+    trades: int
+    levels: int
+    window_ns: int
+    book: BookStats
+    volume_profile: VolumeProfile
+    price_impact: PriceImpact
+
+    @property
+    def ofi_total(self) -> float:
+        return self.book.ofi_levels[0].total if self.book.ofi_levels else 0.0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if not np.isfinite(value) else float(value)
+
+
+def fit_ols(x: FloatArray, y: FloatArray) -> Fit:
+    """OLS of y on the columns of x with an intercept.
+
+    Needs at least k + 2 observations for k regressors (fewer fit exactly and say nothing);
+    a regressor with no variance gets beta None, and r2 is None when y has no variance.
+    """
+    x2 = x.reshape(-1, 1) if x.ndim == 1 else x
+    n, k = x2.shape
+    if n < k + 2:
+        return Fit((None,) * k, None, None, n)
+    design = np.column_stack([np.ones(n), x2])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(resid @ resid) / ss_tot if ss_tot > 0 else None
+    varies = np.ptp(x2, axis=0) > 0
+    betas = tuple(float(c) if v else None for c, v in zip(coef[1:], varies, strict=True))
+    if not varies.any():
+        r2 = None
+    return Fit(betas, float(coef[0]), r2, n)
+
+
+def _corr(x: FloatArray, y: FloatArray) -> float | None:
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    return _none_if_nan(float(np.corrcoef(x, y)[0, 1]))
+
+
+def _mean(total: float, count: float) -> float | None:
+    return float(total / count) if count > 0 else None
+
+
+def _ts_ns(frame: pl.DataFrame) -> IntArray:
+    series = frame.get_column("ts")
+    if isinstance(series.dtype, pl.Datetime):
+        series = series.dt.cast_time_unit("ns")
+    return series.cast(pl.Int64).to_numpy().astype(np.int64, copy=False)
+
+
+def _floats(frame: pl.DataFrame, name: str) -> FloatArray:
+    """Column as float64 with NaN for null (missing level)."""
+    return frame.get_column(name).cast(pl.Float64).to_numpy().astype(np.float64, copy=False)
+
+
+def level_count(columns: list[str]) -> int:
+    """Number of complete levels (bid/ask price and size present) among `columns`."""
+    names = set(columns)
+    k = 0
+    while all(f"{p}_{k:02d}" in names for p in ("bid_px", "bid_sz", "ask_px", "ask_sz")):
+        k += 1
+    return k
+
+
+def ofi_contribution(
+    bid_px: FloatArray,
+    bid_sz: FloatArray,
+    ask_px: FloatArray,
+    ask_sz: FloatArray,
+    prev_bid_px: FloatArray,
+    prev_bid_sz: FloatArray,
+    prev_ask_px: FloatArray,
+    prev_ask_sz: FloatArray,
+) -> FloatArray:
+    """Order flow imbalance e_n of Cont, Kukanov & Stoikov (2014), "The price impact of
+    order book events", J. Financial Econometrics 12(1), eq. (2), at one level:
+
+        e_n = 1{Pb_n ≥ Pb_{n−1}}·Qb_n − 1{Pb_n ≤ Pb_{n−1}}·Qb_{n−1}
+            − 1{Pa_n ≤ Pa_{n−1}}·Qa_n + 1{Pa_n ≥ Pa_{n−1}}·Qa_{n−1}
+
+    NaN where either row lacks this level's bid or ask price (the pair is skipped); a
+    missing size counts as 0.
+    """
+    valid = ~(np.isnan(bid_px) | np.isnan(ask_px) | np.isnan(prev_bid_px) | np.isnan(prev_ask_px))
+    e = (
+        (bid_px >= prev_bid_px) * _zero_nan(bid_sz)
+        - (bid_px <= prev_bid_px) * _zero_nan(prev_bid_sz)
+        - (ask_px <= prev_ask_px) * _zero_nan(ask_sz)
+        + (ask_px >= prev_ask_px) * _zero_nan(prev_ask_sz)
+    )
+    return np.where(valid, e, np.nan)
+
+
+def imbalance(bid_size: FloatArray, ask_size: FloatArray) -> FloatArray:
+    """Depth imbalance (ΣQb − ΣQa)/(ΣQb + ΣQa) in [−1, 1]; NaN when both sides are empty."""
+    total = bid_size + ask_size
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (bid_size - ask_size) / total, np.nan)
+
+
+def microprice(
+    bid_px: FloatArray, bid_sz: FloatArray, ask_px: FloatArray, ask_sz: FloatArray
+) -> FloatArray:
+    """Stoikov's weighted mid I·Pa + (1 − I)·Pb with I = Qb/(Qb + Qa) (Stoikov 2018,
+    "The micro-price", Quantitative Finance 18(12)); NaN without both sides or sizes."""
+    total = bid_sz + ask_sz
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = np.where(total > 0, bid_sz / total, np.nan)
+    return weight * ask_px + (1.0 - weight) * bid_px
+
+
+def _zero_nan(values: FloatArray) -> FloatArray:
+    return np.where(np.isnan(values), 0.0, values)
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+@dataclass(frozen=True, slots=True)
+class Groups:
+    """Per-key reductions of rows sorted by key: sums, and the last non-NaN value."""
+
+    keys: IntArray
+    sums: dict[str, FloatArray]
+    lasts: dict[str, FloatArray]
+
+
+def group_sorted(
+    keys: IntArray, sums: dict[str, FloatArray], lasts: dict[str, FloatArray]
+) -> Groups:
+    """Reduce runs of equal keys (rows sorted by key) with `reduceat`, no Python row loop."""
+    if len(keys) == 0:
+        return Groups(
+            keys, {k: v[:0] for k, v in sums.items()}, {k: v[:0] for k, v in lasts.items()}
+        )
+    starts = np.concatenate(([0], np.flatnonzero(keys[1:] != keys[:-1]) + 1))
+    out_lasts: dict[str, FloatArray] = {}
+    positions = np.arange(len(keys))
+    for name, values in lasts.items():
+        at = np.maximum.reduceat(np.where(np.isnan(values), -1, positions), starts)
+        out_lasts[name] = np.where(at >= 0, values[np.maximum(at, 0)], np.nan)
+    return Groups(keys[starts], {k: np.add.reduceat(v, starts) for k, v in sums.items()}, out_lasts)
+
+
+def merge_groups(parts: list[Groups]) -> Groups:
+    """Combine per-chunk groups: sums add up, lasts keep the latest non-NaN value."""
+    if not parts:
+        return Groups(np.zeros(0, np.int64), {}, {})
+    keys = np.concatenate([p.keys for p in parts])
+    sums = {k: np.concatenate([p.sums[k] for p in parts]) for k in parts[0].sums}
+    lasts = {k: np.concatenate([p.lasts[k] for p in parts]) for k in parts[0].lasts}
+    if len(keys) > 1 and bool(np.any(keys[1:] < keys[:-1])):
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        sums = {k: v[order] for k, v in sums.items()}
+        lasts = {k: v[order] for k, v in lasts.items()}
+    return group_sorted(keys, sums, lasts)
+
+
+# --------------------------------------------------------------------------- book pass
+
+_SIDES = ("bid_px", "bid_sz", "ask_px", "ask_sz")
+
+
+class BookAccumulator:
+    """Folds snapshot chunks, in time order, into the day's book statistics.
+
+    Each chunk is reduced at once to per-window and per-minute sums (and three floats per
+    row), so memory is bounded by the chunk. The last row of a chunk is kept to pair with
+    the first row of the next one, so OFI is the same however the day is chunked.
+    """
+
+    __slots__ = (
+        "_levels",
+        "_mid_parts",
+        "_minute_parts",
+        "_ofi_levels",
+        "_params",
+        "_prev",
+        "_spread_parts",
+        "_ts_parts",
+        "_window_parts",
+        "rows",
+    )
+
+    def __init__(self, levels: int, params: AnalysisParams) -> None:
+        if levels < 1:
+            raise ValueError("a snapshot needs at least one level")
+        self._levels = levels
+        self._ofi_levels = min(MAX_OFI_LEVELS, levels)
+        self._params = params
+        self._prev: dict[str, float] = {}
+        self._ts_parts: list[IntArray] = []
+        self._mid_parts: list[FloatArray] = []
+        self._spread_parts: list[FloatArray] = []
+        self._window_parts: list[Groups] = []
+        self._minute_parts: list[Groups] = []
+        self.rows = 0
+
+    def add(self, chunk: pl.DataFrame) -> None:
+        """Fold one chunk (later than the previous chunk's rows; sorted here if needed)."""
+        n = chunk.height
+        if n == 0:
+            return
+        ts = _ts_ns(chunk)
+        order: IntArray | None = None
+        if n > 1 and bool(np.any(ts[1:] < ts[:-1])):
+            order = np.argsort(ts, kind="stable").astype(np.int64)
+            ts = ts[order]
+        raw: dict[str, FloatArray] = {}
+
+        def col(name: str) -> FloatArray:
+            if name not in raw:
+                values = _floats(chunk, name)
+                raw[name] = values[order] if order is not None else values
+            return raw[name]
+
+        self.rows += n
+        bid0, ask0 = col("bid_px_00"), col("ask_px_00")
+        both = ~(np.isnan(bid0) | np.isnan(ask0))
+        with np.errstate(invalid="ignore"):
+            mid = np.where(both, (bid0 + ask0) / 2.0, np.nan)
+            spread = np.where(both, ask0 - bid0, np.nan)
+            micro_off = np.where(
+                both,
+                microprice(bid0, _zero_nan(col("bid_sz_00")), ask0, _zero_nan(col("ask_sz_00")))
+                - mid,
+                np.nan,
+            )
+
+        sums: dict[str, FloatArray] = {"rows": np.ones(n)}
+        for name, values in (("spread", spread), ("micro", micro_off)):
+            present = ~np.isnan(values)
+            sums[f"{name}_sum"] = np.where(present, values, 0.0)
+            sums[f"{name}_n"] = present.astype(np.float64)
+        bid_cum = np.zeros(n)
+        ask_cum = np.zeros(n)
+        top = min(5, self._levels) - 1
+        for k in range(self._levels):
+            bid_sz = _zero_nan(col(f"bid_sz_{k:02d}"))
+            ask_sz = _zero_nan(col(f"ask_sz_{k:02d}"))
+            sums[f"bsz_{k}"], sums[f"asz_{k}"] = bid_sz, ask_sz
+            bid_cum = bid_cum + bid_sz
+            ask_cum = ask_cum + ask_sz
+            for label, at in (("1", 0), ("5", top), ("all", self._levels - 1)):
+                if k == at:
+                    sums[f"bid_{label}_sum"], sums[f"ask_{label}_sum"] = bid_cum, ask_cum
+                    imb = imbalance(bid_cum, ask_cum)
+                    present = ~np.isnan(imb)
+                    sums[f"imb_{label}_sum"] = np.where(present, imb, 0.0)
+                    sums[f"imb_{label}_n"] = present.astype(np.float64)
+
+        prev_both = np.concatenate(([self._prev.get("both", 0.0) > 0], both[:-1]))
+        pair_ok = both & prev_both
+        for k in range(self._ofi_levels):
+            arrays = [col(f"{p}_{k:02d}") for p in _SIDES]
+            prevs = [
+                np.concatenate(([self._prev.get(f"{p}_{k}", np.nan)], a[:-1]))
+                for p, a in zip(_SIDES, arrays, strict=True)
+            ]
+            e = ofi_contribution(*arrays, *prevs)
+            sums[f"ofi_{k}"] = np.where(pair_ok & ~np.isnan(e), e, 0.0)
+            for p, a in zip(_SIDES, arrays, strict=True):
+                self._prev[f"{p}_{k}"] = float(a[-1])
+        self._prev["both"] = 1.0 if both[-1] else 0.0
+
+        self._ts_parts.append(ts)
+        self._mid_parts.append(mid)
+        self._spread_parts.append(spread)
+        ofi = {f"ofi_{k}": sums[f"ofi_{k}"] for k in range(self._ofi_levels)}
+        self._window_parts.append(
+            group_sorted(ts // self._params.window_ns, ofi, {"mid": mid, "micro": micro_off})
+        )
+        self._minute_parts.append(group_sorted(ts // NS_PER_MINUTE, sums, {"mid": mid}))
+
+    def finish(self) -> BookStats:
+        """The day's statistics; call once after the last chunk."""
+        ts = np.concatenate(self._ts_parts) if self._ts_parts else np.zeros(0, np.int64)
+        mid = np.concatenate(self._mid_parts) if self._mid_parts else np.zeros(0)
+        spread = np.concatenate(self._spread_parts) if self._spread_parts else np.zeros(0)
+        if len(ts) > 1 and bool(np.any(ts[1:] < ts[:-1])):
+            order = np.argsort(ts, kind="stable")
+            ts, mid, spread = ts[order], mid[order], spread[order]
+        minutes = merge_groups(self._minute_parts)
+        windows = merge_groups(self._window_parts)
+        series, window_ids = self._window_series(windows)
+
+        def total(name: str) -> float:
+            values = minutes.sums.get(name)
+            return float(values.sum()) if values is not None else 0.0
+
+        ofi_levels = tuple(
+            OfiLevel(
+                level=k + 1,
+                total=total(f"ofi_{k}"),
+                fit=fit_ols(series.ofi[:, k], series.mid_change),
+            )
+            for k in range(self._ofi_levels)
+        )
+        offsets = series.microprice_offset_before
+        has_offset = ~np.isnan(offsets)
+        microprice_stats = MicropriceStats(
+            mean_distance=_mean(total("micro_sum"), total("micro_n")),
+            corr_next_mid_change=_corr(offsets[has_offset], series.mid_change[has_offset]),
+            n_windows=int(has_offset.sum()),
+        )
+        rows = float(self.rows)
+        depth = DepthStats(
+            bid_size_1=_mean(total("bid_1_sum"), rows),
+            ask_size_1=_mean(total("ask_1_sum"), rows),
+            bid_size_5=_mean(total("bid_5_sum"), rows),
+            ask_size_5=_mean(total("ask_5_sum"), rows),
+            bid_size_all=_mean(total("bid_all_sum"), rows),
+            ask_size_all=_mean(total("ask_all_sum"), rows),
+            imbalance_1=_mean(total("imb_1_sum"), total("imb_1_n")),
+            imbalance_5=_mean(total("imb_5_sum"), total("imb_5_n")),
+            imbalance_all=_mean(total("imb_all_sum"), total("imb_all_n")),
+        )
+        return BookStats(
+            rows=self.rows,
+            levels=self._levels,
+            spread=_spread_stats(ts, mid, spread, self._params.max_gap_ns),
+            depth=depth,
+            ofi_levels=ofi_levels,
+            ofi_multilevel_fit=fit_ols(series.ofi, series.mid_change),
+            microprice=microprice_stats,
+            windows=series,
+            window_ids=window_ids,
+            dynamics=self._dynamics(minutes),
+            ts_ns=ts,
+            mid=mid,
+            spread_usd=spread,
+        )
+
+    def _window_series(self, windows: Groups) -> tuple[WindowSeries, IntArray]:
+        """Changes between consecutive windows that end with a mid.
+
+        OFI is accumulated over every window and differenced at those windows, so the OFI
+        of a window without a two-sided book is counted with the next mid change.
+        """
+        k = self._ofi_levels
+        if len(windows.keys) == 0:
+            empty = np.zeros(0)
+            series = WindowSeries(np.zeros(0, np.int64), empty, np.zeros((0, k)), empty, empty)
+            return series, np.zeros(0, np.int64)
+        mid_last = windows.lasts["mid"]
+        cum_ofi = np.column_stack([np.cumsum(windows.sums[f"ofi_{j}"]) for j in range(k)])
+        has_mid = ~np.isnan(mid_last)
+        valid_ids = windows.keys[has_mid]
+        series = WindowSeries(
+            end_ns=(valid_ids[1:] + 1) * self._params.window_ns,
+            mid_change=np.diff(mid_last[has_mid]),
+            ofi=np.diff(cum_ofi[has_mid], axis=0),
+            signed_volume=np.zeros(max(len(valid_ids) - 1, 0)),
+            microprice_offset_before=windows.lasts["micro"][has_mid][:-1],
+        )
+        return series, valid_ids
+
+    def _dynamics(self, minutes: Groups) -> Dynamics:
+        if len(minutes.keys) == 0:
+            empty = np.zeros(0)
+            shape = (0, self._levels)
+            return Dynamics(
+                np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
+                empty,
+                empty,
+                empty,
+                empty,
+                empty,
+                np.zeros(shape),
+                np.zeros(shape),
+            )
+        sums = minutes.sums
+        rows = sums["rows"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return Dynamics(
+                minute_ns=minutes.keys * NS_PER_MINUTE,
+                rows=rows.astype(np.int64),
+                mid=minutes.lasts["mid"],
+                spread_mean=np.where(
+                    sums["spread_n"] > 0, sums["spread_sum"] / sums["spread_n"], np.nan
+                ),
+                bid_depth=sums["bid_all_sum"] / rows,
+                ask_depth=sums["ask_all_sum"] / rows,
+                ofi=sums["ofi_0"],
+                bid_size_by_level=np.column_stack(
+                    [sums[f"bsz_{k}"] / rows for k in range(self._levels)]
+                ),
+                ask_size_by_level=np.column_stack(
+                    [sums[f"asz_{k}"] / rows for k in range(self._levels)]
+                ),
+            )
+
+
+def _spread_stats(
+    ts: IntArray, mid: FloatArray, spread: FloatArray, max_gap_ns: int
+) -> SpreadStats:
+    """Spread statistics; the time-weighted mean weights each row by the time until the next
+    row (capped at `max_gap_ns` so a pause between sessions does not dominate; the last row
+    gets the median gap)."""
+    valid = ~np.isnan(spread)
+    count = int(valid.sum())
+    if count == 0:
+        return SpreadStats(None, None, None, None, None, None, None, 0)
+    values = spread[valid]
+    bps = values / mid[valid] * BPS
+    gaps = np.diff(ts).astype(np.float64)
+    last_gap = float(np.median(gaps)) if len(gaps) else 1.0
+    weights = np.minimum(np.append(gaps, last_gap), float(max_gap_ns))[valid]
+    weight_total = float(weights.sum())
+    tw = float(weights @ values) / weight_total if weight_total > 0 else float(values.mean())
+    return SpreadStats(
+        mean=float(values.mean()),
+        median=float(np.median(values)),
+        p95=float(np.percentile(values, P95)),
+        mean_bps=_none_if_nan(float(bps.mean())),
+        median_bps=_none_if_nan(float(np.median(bps))),
+        p95_bps=_none_if_nan(float(np.percentile(bps, P95))),
+        time_weighted_mean=tw,
+        rows=count,
+    )
+
+
+# --------------------------------------------------------------------------- trades
+
+
+def volume_profile(price: FloatArray, size: FloatArray, tick_usd: float) -> VolumeProfile:
+    """Volume per price row, each trade binned to the nearest tick (round(price / tick)).
+
+    VPOC is the price with the most volume (ties go to the lower price). The value area
+    starts at the VPOC and grows until it holds 70% of the volume, each step adding the
+    next two price rows above or the next two below, whichever holds more volume (ties go
+    below; a side with one row left adds that row). Price rows are the traded ticks.
+    """
+    keep = ~(np.isnan(price) | np.isnan(size))
+    price, size = price[keep], size[keep]
+    if len(price) == 0:
+        empty = np.zeros(0)
+        return VolumeProfile(tick_usd, empty, empty, 0.0, None, None, None, 0.0)
+    ticks = np.rint(price / tick_usd).astype(np.int64)
+    uniq, inverse = np.unique(ticks, return_inverse=True)
+    volumes = np.bincount(inverse, weights=size).astype(np.float64)
+    prices = np.round(uniq * tick_usd, _tick_decimals(tick_usd)).astype(np.float64)
+    total = float(volumes.sum())
+    poc = int(np.argmax(volumes))
+    low, high = _value_area(volumes, poc, VALUE_AREA_SHARE * total)
+    return VolumeProfile(
+        tick_usd=tick_usd,
+        prices=prices,
+        volumes=volumes,
+        total_volume=total,
+        vpoc=float(prices[poc]),
+        vah=float(prices[high]),
+        val=float(prices[low]),
+        value_area_volume=float(volumes[low : high + 1].sum()),
+    )
+
+
+def _tick_decimals(tick_usd: float) -> int:
+    """Decimals that print a multiple of the tick exactly (0.01 -> 2, 0.0001 -> 4)."""
+    exponent = Decimal(repr(tick_usd)).normalize().as_tuple().exponent
+    return max(-exponent, 0) if isinstance(exponent, int) else 10
+
+
+def _value_area(volumes: FloatArray, poc: int, target: float) -> tuple[int, int]:
+    """Index range [low, high] of the value area (a walk over price rows, not data rows)."""
+    low = high = poc
+    inside = float(volumes[poc])
+    top = len(volumes) - 1
+    while inside < target and (low > 0 or high < top):
+        above = float(volumes[high + 1 : high + 3].sum()) if high < top else -1.0
+        below = float(volumes[max(low - 2, 0) : low].sum()) if low > 0 else -1.0
+        if below >= above:
+            inside += below
+            low = max(low - 2, 0)
+        else:
+            inside += above
+            high = min(high + 2, top)
+    return low, high
+
+
+def trade_direction(price: FloatArray, side: npt.NDArray[Any], mid_before: FloatArray) -> IntArray:
+    """+1 buyer-initiated, −1 seller-initiated, 0 unknown.
+
+    The trades' own side (B/S) wins; side N is classified by Lee & Ready (1991), "Inferring
+    trade direction from intraday data", J. Finance 46(2): above the prevailing mid is a buy,
+    below a sell, at the mid the tick test (sign of the last non-zero price change).
+    """
+    direction = np.zeros(len(price), dtype=np.int64)
+    direction[side == "B"] = 1
+    direction[side == "S"] = -1
+    unknown = direction == 0
+    if not unknown.any():
+        return direction
+    with np.errstate(invalid="ignore"):
+        quote = np.sign(price - mid_before)
+    quote = np.nan_to_num(quote).astype(np.int64)
+    change = np.sign(np.diff(price, prepend=np.nan))
+    has_change = np.nan_to_num(change) != 0
+    last_change = np.maximum.accumulate(np.where(has_change, np.arange(len(price)), -1))
+    tick = np.where(last_change >= 0, change[np.maximum(last_change, 0)], 0.0).astype(np.int64)
+    lee_ready = np.where(quote != 0, quote, tick)
+    return np.where(unknown, lee_ready, direction)
+
+
+def _vw_mean(values: FloatArray, weights: FloatArray) -> float | None:
+    total = float(weights.sum())
+    return float(weights @ values) / total if total > 0 else None
+
+
+def _asof(ts: IntArray, values: FloatArray, at: IntArray, *, strict: bool) -> FloatArray:
+    """values at the last ts before (strict) or at `at`; NaN when there is none."""
+    idx = np.searchsorted(ts, at, side="left" if strict else "right") - 1
+    out = values[np.maximum(idx, 0)] if len(values) else np.full(len(at), np.nan)
+    return np.where(idx >= 0, out, np.nan)
+
+
+def price_impact(
+    trades: pl.DataFrame, book: BookStats, params: AnalysisParams
+) -> tuple[PriceImpact, FloatArray]:
+    """Kyle's lambda and the spread decomposition; also returns the signed volume per window.
+
+    Kyle (1985), "Continuous auctions and insider trading", Econometrica 53(6): lambda is the
+    OLS slope of the mid change per window on the signed volume Σ D·size per window
+    ($/share). Per trade with direction D, price P, M the mid of the last snapshot before
+    it and M₊Δ the mid Δ later (Δ = 5 s, 60 s):
+    effective = 2·D·(P − M)/M, realized = 2·D·(P − M₊Δ)/M, impact = effective − realized,
+    in bps, volume-weighted. Realized and impact use the trades whose M₊Δ is inside the day.
+    """
+    ts = _ts_ns(trades)
+    price = _floats(trades, "price")
+    size = np.nan_to_num(_floats(trades, "size"))
+    side = trades.get_column("side").cast(pl.String).fill_null("N").to_numpy()
+    has_mid = ~np.isnan(book.mid)
+    mid_ts, mid_values = book.ts_ns[has_mid], book.mid[has_mid]
+    mid_before = _asof(mid_ts, mid_values, ts, strict=True)
+    direction = trade_direction(price, side, mid_before)
+    d = direction.astype(np.float64)
+    usable = (direction != 0) & ~np.isnan(mid_before) & ~np.isnan(price)
+    effective = 2.0 * d * (price - mid_before) / mid_before * BPS
+    last_ts = int(book.ts_ns[-1]) if len(book.ts_ns) else 0
+    realized: dict[int, float | None] = {}
+    impact: dict[int, float | None] = {}
+    for horizon_s in IMPACT_HORIZONS_S:
+        later_ts = ts + horizon_s * NS_PER_S
+        mid_later = _asof(mid_ts, mid_values, later_ts, strict=False)
+        ok = usable & (later_ts <= last_ts) & ~np.isnan(mid_later)
+        real = 2.0 * d * (price - mid_later) / mid_before * BPS
+        realized[horizon_s] = _vw_mean(real[ok], size[ok])
+        impact[horizon_s] = _vw_mean((effective - real)[ok], size[ok])
+
+    signed = np.where((direction != 0) & ~np.isnan(price), d * size, 0.0)
+    ids = book.window_ids
+    if len(ids) > 1:
+        cum = np.concatenate(([0.0], np.cumsum(signed)))
+        at = np.searchsorted(ts // params.window_ns, ids, side="right")
+        signed_per_window = np.diff(cum[at])
+    else:
+        signed_per_window = np.zeros(0)
+    kyle = fit_ols(signed_per_window, book.windows.mid_change)
+    result = PriceImpact(
+        kyle_lambda=kyle.betas[0],
+        kyle_r2=kyle.r2,
+        n_windows=kyle.n,
+        effective_spread_bps=_vw_mean(effective[usable], size[usable]),
+        realized_spread_bps=realized,
+        impact_bps=impact,
+        trades_signed=int((direction != 0).sum()),
+        trades_lee_ready=int(((side != "B") & (side != "S") & (direction != 0)).sum()),
+    )
+    return result, signed_per_window
+
+
+def _sorted_trades(trades: pl.DataFrame) -> pl.DataFrame:
+    frame = trades.select("ts", "price", "size", "side")
+    if isinstance(frame.schema["ts"], pl.Datetime):
+        frame = frame.with_columns(pl.col("ts").dt.cast_time_unit("ns"))
+    return frame.sort("ts", maintain_order=True)
+
+
+EMPTY_TRADES = pl.DataFrame(
+    {"ts": [], "price": [], "size": [], "side": []},
+    schema={"ts": pl.Int64, "price": pl.Float64, "size": pl.Float64, "side": pl.String},
+)
+
+
+def analyze(
+    chunks: Iterable[pl.DataFrame],
+    trades: pl.DataFrame | None,
+    levels: int,
+    params: AnalysisParams | None = None,
+) -> DepthAnalysis:
+    """Analyse a day: `chunks` is an iterable of snapshot frames in time order."""
+    params = params or AnalysisParams()
+    accumulator = BookAccumulator(levels, params)
+    for chunk in chunks:
+        accumulator.add(chunk)
+    book = accumulator.finish()
+    return analyze_trades(book, trades, params)
+
+
+def analyze_trades(
+    book: BookStats, trades: pl.DataFrame | None, params: AnalysisParams
+) -> DepthAnalysis:
+    """Complete a book pass with the day's trades (volume profile and price impact)."""
+    frame = _sorted_trades(trades if trades is not None else EMPTY_TRADES)
+    impact, signed_per_window = price_impact(frame, book, params)
+    windows = replace(book.windows, signed_volume=signed_per_window)
+    profile = volume_profile(_floats(frame, "price"), _floats(frame, "size"), params.tick_usd)
+    return DepthAnalysis(
+        rows=book.rows,
+        trades=frame.height,
+        levels=book.levels,
+        window_ns=params.window_ns,
+        book=replace(book, windows=windows),
+        volume_profile=profile,
+        price_impact=impact,
+    )

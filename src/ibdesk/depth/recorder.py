@@ -1,0 +1,339 @@
+"""`record-depth` service: hours of order book from IB, crash-safe, through disconnects.
+
+Wires the IB layer (connection, reconnect/resubscribe, gap events) to one `SymbolCapture`
+per symbol and runs the snapshot clock: snapshot k carries `ts_k = t0 + k * interval`
+exactly, with the schedule taken from the monotonic clock so hours of recording do not
+drift, and holds the book as of `ts_k`. Files are flushed every `flush_seconds` as part
+files and compacted on a clean stop; leftovers of a crashed session are compacted at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ib_async import Contract, TickByTickAllLast, Ticker
+
+from ibdesk.config import Settings
+from ibdesk.depth.book import BookSide, DepthMessage, DepthOp
+from ibdesk.depth.capture import SymbolCapture, TradePrint, compact_leftovers
+from ibdesk.errors import UserInputError, WorkFailedError
+from ibdesk.ib.connection import (
+    ConnectionConfig,
+    ConnectionEvent,
+    GapEnded,
+    GapStarted,
+    IBConnection,
+    Reconnected,
+    Resubscribed,
+    SubscriptionFailed,
+)
+from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
+from ibdesk.store.layout import level2_dir
+from ibdesk.store.parquet import write_json_atomic
+from ibdesk.store.schemas import MAX_LEVELS
+
+log = logging.getLogger(__name__)
+ET = ZoneInfo("America/New_York")
+MIN_INTERVAL_MS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class RecordConfig:
+    """What to record and where; validated before any I/O."""
+
+    symbols: tuple[str, ...]
+    output: Path
+    levels: int = 10
+    interval_ms: int = 100
+    duration_s: float | None = None
+    flush_seconds: float = 5.0
+    smart_depth: bool = False
+    exchange: str = "SMART"
+    port: int | None = None
+    client_id: int | None = None
+    live: bool = False
+    silent_after_s: float = 10.0
+
+    def validate(self) -> None:
+        if not self.symbols:
+            raise UserInputError("--symbol: give at least one symbol")
+        if not 1 <= self.levels <= MAX_LEVELS:
+            raise UserInputError(f"--levels {self.levels}: expected 1..{MAX_LEVELS}")
+        if self.interval_ms < MIN_INTERVAL_MS:
+            raise UserInputError(
+                f"--interval {self.interval_ms}: expected at least {MIN_INTERVAL_MS} ms"
+            )
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise UserInputError("--duration: expected a positive number of minutes")
+        if self.flush_seconds <= 0:
+            raise UserInputError("--flush-seconds: expected a positive number of seconds")
+
+
+@dataclass(slots=True)
+class SymbolProgress:
+    symbol: str
+    updates: int
+    snapshots: int
+    rate_per_s: float
+    last_gap: str | None
+    depth_unavailable: str | None
+
+
+@dataclass(slots=True)
+class RecordSummary:
+    source: str
+    start: datetime
+    end: datetime
+    reconnects: int
+    stats_files: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    failed_symbols: dict[str, str] = field(default_factory=dict)
+    per_symbol: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Consumed:
+    """How far into which ib_async tick lists a symbol's capture has read."""
+
+    dom: list[Any]
+    dom_done: int
+    tbts: list[Any]
+    tbt_done: int
+
+
+class _Timeline:
+    """Wall-clock nanoseconds derived from the monotonic clock (no jumps, no drift)."""
+
+    def __init__(self) -> None:
+        self.t0_mono_ns = time.monotonic_ns()
+        self.t0_wall_ns = time.time_ns()
+
+    def now_ns(self) -> int:
+        return self.t0_wall_ns + (time.monotonic_ns() - self.t0_mono_ns)
+
+    def mono_for(self, wall_ns: int) -> float:
+        return (self.t0_mono_ns + (wall_ns - self.t0_wall_ns)) / 1e9
+
+
+class Recorder:
+    """One recording session over one IB connection."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: RecordConfig,
+        *,
+        progress: Callable[[list[SymbolProgress]], None] | None = None,
+    ) -> None:
+        config.validate()
+        self.settings = settings
+        self.config = config
+        self.progress = progress
+        conn_config = ConnectionConfig.from_settings(
+            settings,
+            port=config.port,
+            client_id=config.client_id,
+            live=config.live,
+            readonly=True,
+            silent_after_s=config.silent_after_s,
+        )
+        self.conn = IBConnection(conn_config)
+        self.captures: dict[str, SymbolCapture] = {}
+        self._by_key: dict[str, SymbolCapture] = {}
+        self._timeline = _Timeline()
+        self._depth_keys: dict[str, str] = {}
+        self._consumed: dict[str, _Consumed] = {}
+
+    # ---- event plumbing -------------------------------------------------------------------------
+    def _on_connection_event(self, event: ConnectionEvent) -> None:
+        if isinstance(event, Reconnected):
+            return
+        capture = self._by_key.get(event.key)
+        if capture is None or not event.key.startswith("depth:"):
+            return
+        now = self._timeline.now_ns()
+        # Operations that arrived before this event (same socket read) belong before it.
+        self._drain(capture, now)
+        if isinstance(event, GapStarted):
+            capture.start_gap(now, event.reason.value)
+        elif isinstance(event, Resubscribed):
+            capture.reset_book(now)
+        elif isinstance(event, GapEnded):
+            capture.end_gap(now)
+        elif isinstance(event, SubscriptionFailed):
+            capture.stats.depth_unavailable = f"{event.error.code} {event.error.message}"
+            capture.in_gap = True
+            log.warning(
+                "no depth for %s: %s %s", capture.symbol, event.error.code, event.error.message
+            )
+
+    def _drain(self, capture: SymbolCapture, now: int, ticker: Ticker | None = None) -> None:
+        """Hand the ticker's not yet consumed depth and trade ticks to the capture, in order.
+
+        ib_async collects a socket read's ticks in `ticker.domTicks`/`tickByTicks` and swaps
+        in fresh lists at the next read; we remember which list we consumed how far into.
+        """
+        if ticker is None:
+            sub = self.conn.subscriptions.get(self._depth_keys.get(capture.symbol, ""))
+            ticker = sub.ticker if sub is not None else None
+        if ticker is None:
+            return
+        dom, tbts = ticker.domTicks, ticker.tickByTicks
+        seen = self._consumed.get(capture.symbol)
+        dom_done = seen.dom_done if seen is not None and seen.dom is dom else 0
+        tbt_done = seen.tbt_done if seen is not None and seen.tbts is tbts else 0
+        for tick in dom[dom_done:]:
+            capture.on_depth(
+                DepthMessage(
+                    now,
+                    tick.position,
+                    DepthOp(tick.operation),
+                    BookSide(tick.side),
+                    tick.price,
+                    tick.size,
+                    tick.marketMaker,
+                )
+            )
+        for tbt in tbts[tbt_done:]:
+            if isinstance(tbt, TickByTickAllLast):
+                capture.on_trade(TradePrint(now, tbt.price, tbt.size, tbt.exchange))
+        self._consumed[capture.symbol] = _Consumed(dom, len(dom), tbts, len(tbts))
+
+    def _on_tickers(self, tickers: set[Ticker]) -> None:
+        now = self._timeline.now_ns()
+        for ticker in tickers:
+            contract = ticker.contract
+            capture = self.captures.get(contract.symbol) if contract is not None else None
+            if capture is not None:
+                self._drain(capture, now, ticker)
+
+    # ---- main loop ----------------------------------------------------------------------------
+    async def _qualify(self) -> tuple[dict[str, Contract], dict[str, str]]:
+        cache = ContractCache()
+        asked = [stock(s, self.config.exchange) for s in self.config.symbols]
+        results = await cache.qualify(self.conn.ib, *asked)
+        good: dict[str, Contract] = {}
+        failed: dict[str, str] = {}
+        for symbol, result in zip(self.config.symbols, results, strict=True):
+            if isinstance(result, UnknownContractError):
+                failed[symbol] = result.message
+                log.error("%s", result.message)
+            else:
+                good[symbol] = result
+        return good, failed
+
+    async def run(self, stop: asyncio.Event | None = None) -> RecordSummary:
+        stop = stop or asyncio.Event()
+        cfg = self.config
+        for symbol in cfg.symbols:
+            compacted = compact_leftovers(level2_dir(cfg.output, symbol))
+            if compacted:
+                log.info(
+                    "compacted %d file(s) left by an earlier session of %s", len(compacted), symbol
+                )
+        await self.conn.connect()
+        source = "sim" if self.conn.is_sim else "ibkr"
+        start = datetime.now(ET)
+        summary = RecordSummary(source=source, start=start, end=start, reconnects=0)
+        try:
+            contracts, summary.failed_symbols = await self._qualify()
+            if not contracts:
+                raise WorkFailedError(
+                    f"no symbol could be recorded: {', '.join(summary.failed_symbols)}"
+                )
+            for symbol in contracts:
+                capture = SymbolCapture(
+                    symbol,
+                    level2_root=cfg.output,
+                    session_start=start,
+                    levels=cfg.levels,
+                    interval_ms=cfg.interval_ms,
+                    source=source,
+                    is_smart=cfg.smart_depth,
+                )
+                self.captures[symbol] = capture
+            self.conn.add_listener(self._on_connection_event)
+            self.conn.ib.pendingTickersEvent += self._on_tickers
+            self._timeline = _Timeline()
+            for symbol, contract in contracts.items():
+                depth = self.conn.subscribe_depth(contract, cfg.levels, is_smart=cfg.smart_depth)
+                trades = self.conn.subscribe_tick_by_tick(contract, "AllLast")
+                self._by_key[depth.key] = self.captures[symbol]
+                self._depth_keys[symbol] = depth.key
+                self._by_key[trades.key] = self.captures[symbol]
+            await self._sample_until_done(stop)
+        finally:
+            summary.end = datetime.now(ET)
+            summary.reconnects = self.conn.reconnects
+            for capture in self.captures.values():
+                summary.files.extend(capture.finalize())
+                stats = capture.stats_json(summary.start, summary.end, self.conn.reconnects)
+                stats["source"] = source
+                stats["levels"] = cfg.levels
+                stats["interval_ms"] = cfg.interval_ms
+                summary.per_symbol[capture.symbol] = stats
+                summary.stats_files.append(write_json_atomic(stats, capture.stats_path))
+            self.conn.ib.pendingTickersEvent -= self._on_tickers
+            await self.conn.close()
+        return summary
+
+    async def _sample_until_done(self, stop: asyncio.Event) -> None:
+        cfg = self.config
+        interval_ns = cfg.interval_ms * 1_000_000
+        timeline = self._timeline
+        t0 = timeline.t0_wall_ns
+        total = None if cfg.duration_s is None else round(cfg.duration_s * 1e9 / interval_ns)
+        next_flush = time.monotonic() + cfg.flush_seconds
+        next_progress = time.monotonic() + 1.0
+        k = 0
+        while not stop.is_set() and (total is None or k < total):
+            k += 1
+            ts = t0 + k * interval_ns
+            delay = timeline.mono_for(ts) - time.monotonic()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                    break
+                except TimeoutError:
+                    pass
+            for capture in self.captures.values():
+                if capture.stats.depth_unavailable is None:
+                    capture.snapshot(ts)
+            mono = time.monotonic()
+            if mono >= next_flush:
+                for capture in self.captures.values():
+                    capture.flush()
+                next_flush = mono + cfg.flush_seconds
+            if self.progress is not None and mono >= next_progress:
+                self.progress(self._progress())
+                next_progress = mono + 1.0
+
+    def _progress(self) -> list[SymbolProgress]:
+        elapsed = max(1e-9, (self._timeline.now_ns() - self._timeline.t0_wall_ns) / 1e9)
+        rows: list[SymbolProgress] = []
+        for capture in self.captures.values():
+            gaps = capture.stats.gaps
+            last_gap = (
+                f"{gaps[-1].reason} ({'open' if gaps[-1].end_ns is None else 'closed'})"
+                if gaps
+                else None
+            )
+            rows.append(
+                SymbolProgress(
+                    capture.symbol,
+                    capture.stats.updates,
+                    capture.stats.snapshots,
+                    capture.stats.updates / elapsed,
+                    last_gap,
+                    capture.stats.depth_unavailable,
+                )
+            )
+        return rows

@@ -1,0 +1,169 @@
+"""Typed requests over an `IBConnection`: historical bars as Arrow tables, paced and chunked.
+
+Historical requests go through `PacingScheduler` so IB never has to refuse one; long
+durations are split into chunks IB allows and stitched without duplicate bars; a 162 that
+still arrives (another client on the same account, a clock disagreement) is waited out and
+retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+from ib_async import IB, BarData, Contract
+
+from ibdesk.errors import WorkFailedError
+from ibdesk.ib.durations import parse_bar_size, parse_duration
+from ibdesk.ib.errors import IbError, IbErrorKind
+from ibdesk.ib.pacing import HistoricalRequestKey, PacingScheduler, plan_chunks, stitch_bars
+from ibdesk.store.schemas import bars_schema
+
+log = logging.getLogger(__name__)
+perf_log = logging.getLogger("ibdesk.performance")
+
+MAX_PACING_RETRIES = 5
+
+
+class HistoricalDataError(WorkFailedError):
+    """IB refused a historical request for a reason other than pacing."""
+
+
+@dataclass(frozen=True, slots=True)
+class BarsRequest:
+    contract: Contract
+    duration: str = "1 D"
+    bar_size: str = "1 min"
+    what_to_show: str = "TRADES"
+    use_rth: bool = True
+    end_utc: datetime | None = None
+
+
+def bars_to_table(symbol: str, bars: Sequence[BarData]) -> pa.Table:
+    """ib_async bars -> bars schema v1 (tz-aware UTC `ts` = bar start)."""
+    ts: list[datetime] = []
+    for bar in bars:
+        moment = bar.date
+        if isinstance(moment, datetime):
+            ts.append(moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC))
+        else:
+            assert isinstance(moment, date)
+            ts.append(datetime(moment.year, moment.month, moment.day, tzinfo=UTC))
+    columns = {
+        "ts": pa.array(ts, pa.timestamp("ns", tz="UTC")),
+        "symbol": pa.array([symbol] * len(bars), pa.string()),
+        "open": pa.array([b.open for b in bars], pa.float64()),
+        "high": pa.array([b.high for b in bars], pa.float64()),
+        "low": pa.array([b.low for b in bars], pa.float64()),
+        "close": pa.array([b.close for b in bars], pa.float64()),
+        "volume": pa.array([float(b.volume) for b in bars], pa.float64()),
+        "wap": pa.array([float(b.average) for b in bars], pa.float64()),
+        "bar_count": pa.array([int(b.barCount) for b in bars], pa.int64()),
+    }
+    return pa.table(columns, schema=bars_schema())
+
+
+class HistoricalClient:
+    """Paced historical-bar requests on one ib_async `IB` (one scheduler per connection)."""
+
+    def __init__(
+        self,
+        ib: IB,
+        scheduler: PacingScheduler | None = None,
+        *,
+        monotonic_s: Callable[[], float] = time.monotonic,
+        timeout_s: float = 120.0,
+    ) -> None:
+        self.ib = ib
+        self.scheduler = scheduler or PacingScheduler()
+        self._monotonic_s = monotonic_s
+        self.timeout_s = timeout_s
+        self.pacing_violations = 0
+        self.requests_sent = 0
+        self._errors: dict[int, IbError] = {}
+        ib.errorEvent += self._on_error
+
+    def _on_error(self, req_id: int, code: int, message: str, _contract: object) -> None:
+        if req_id >= 0:
+            self._errors[req_id] = IbError.of(code, message, req_id)
+
+    async def _paced_request(
+        self, key: HistoricalRequestKey, request: BarsRequest, end: str, duration: str
+    ) -> pa.Table:
+        for attempt in range(MAX_PACING_RETRIES + 1):
+            while True:
+                now = self._monotonic_s()
+                at = self.scheduler.next_allowed_s(key, now)
+                if at <= now:
+                    break
+                await asyncio.sleep(min(at - now, 1.0) if at != float("inf") else 0.05)
+            self.scheduler.record_sent(key, self._monotonic_s())
+            self.requests_sent += 1
+            try:
+                bars = await self.ib.reqHistoricalDataAsync(
+                    request.contract,
+                    end,
+                    duration,
+                    request.bar_size,
+                    request.what_to_show,
+                    request.use_rth,
+                    formatDate=2,
+                    timeout=self.timeout_s,
+                )
+            finally:
+                self.scheduler.record_done(key)
+            error = self._errors.pop(getattr(bars, "reqId", -1), None)
+            if error is None or error.kind is not IbErrorKind.REQUEST_ERROR:
+                return bars_to_table(request.contract.symbol, list(bars))
+            if error.code == 162 and "no data" in error.message.lower():
+                return bars_to_table(request.contract.symbol, [])
+            if error.is_pacing_violation and attempt < MAX_PACING_RETRIES:
+                self.pacing_violations += 1
+                wait_s = self.scheduler.rules.identical_window_s
+                log.warning("pacing violation (162) on %s; retrying in %.1fs", key, wait_s)
+                await asyncio.sleep(wait_s)
+                continue
+            raise HistoricalDataError(
+                f"historical data for {request.contract.symbol} refused: "
+                f"{error.code} {error.message}"
+            )
+        raise HistoricalDataError(
+            f"historical data for {request.contract.symbol}: pacing retries exhausted"
+        )
+
+    async def fetch_bars(self, request: BarsRequest) -> pa.Table:
+        """All bars of `request`, chunked as IB allows and stitched without duplicates."""
+        started = time.perf_counter()
+        duration = parse_duration(request.duration)
+        bar_size = parse_bar_size(request.bar_size)
+        end_utc = request.end_utc or datetime.now(UTC)
+        chunks = plan_chunks(duration, bar_size, end_utc)
+        tables: list[pa.Table] = []
+        for chunk in chunks:
+            end = "" if (request.end_utc is None and len(chunks) == 1) else chunk.ib_end
+            key = HistoricalRequestKey(
+                con_id=request.contract.conId,
+                exchange=request.contract.exchange,
+                what_to_show=request.what_to_show,
+                end=end,
+                duration=str(chunk.duration),
+                bar_size=str(bar_size),
+                use_rth=request.use_rth,
+            )
+            tables.append(await self._paced_request(key, request, end, str(chunk.duration)))
+        table = stitch_bars(tables)
+        perf_log.info(
+            "bars %s %s %s: %d rows in %d request(s), %.3fs",
+            request.contract.symbol,
+            request.duration,
+            request.bar_size,
+            table.num_rows,
+            len(chunks),
+            time.perf_counter() - started,
+        )
+        return table

@@ -1,0 +1,1 @@
+"""Analysis and signals on bars (pure): indicators, rules, signal records."""

@@ -1,0 +1,380 @@
+"""Hand-computed cases for every metric of `ibdesk.depth.analysis`."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ibdesk.depth import analysis
+from ibdesk.depth.analysis import AnalysisParams, analyze, fit_ols
+from tests.depth.helpers import NS, book, trades
+
+BASE_BID = (10.00, 100.0)
+BASE_ASK = (10.02, 200.0)
+
+
+def _ofi_of_move(bid: tuple[float, float], ask: tuple[float, float]) -> float:
+    day = book([(0.0, [BASE_BID], [BASE_ASK]), (0.1, [bid], [ask])])
+    return analyze([day], None, 1).ofi_total
+
+
+@pytest.mark.parametrize(
+    ("bid", "ask", "expected"),
+    [
+        pytest.param((10.01, 50.0), BASE_ASK, 50.0, id="bid-price-up-adds-new-bid-size"),
+        pytest.param((10.00, 130.0), BASE_ASK, 30.0, id="bid-same-price-adds-size-change"),
+        pytest.param((9.99, 70.0), BASE_ASK, -100.0, id="bid-price-down-removes-old-bid-size"),
+        pytest.param(BASE_BID, (10.01, 40.0), -40.0, id="ask-price-down-subtracts-new-ask-size"),
+        pytest.param(BASE_BID, (10.02, 260.0), -60.0, id="ask-same-price-subtracts-size-change"),
+        pytest.param(BASE_BID, (10.03, 90.0), 200.0, id="ask-price-up-adds-old-ask-size"),
+        pytest.param((10.01, 50.0), (10.03, 90.0), 250.0, id="both-sides-move-up"),
+        pytest.param(BASE_BID, BASE_ASK, 0.0, id="no-change-is-zero"),
+    ],
+)
+def test_ofi_of_each_price_and_size_move(
+    bid: tuple[float, float], ask: tuple[float, float], expected: float
+) -> None:
+    assert _ofi_of_move(bid, ask) == expected
+
+
+def test_ofi_skips_pairs_where_a_row_lacks_a_side() -> None:
+    day = book(
+        [
+            (0.0, [BASE_BID], [BASE_ASK]),
+            (0.1, [(10.01, 50.0)], []),  # no ask: pairs (0,1) and (1,2) are skipped
+            (0.2, [(10.01, 80.0)], [BASE_ASK]),
+            (0.3, [(10.01, 90.0)], [BASE_ASK]),  # +10
+        ]
+    )
+    result = analyze([day], None, 1)
+    assert result.ofi_total == 10.0
+    assert result.rows == 4
+
+
+def test_ofi_is_the_same_however_the_day_is_chunked() -> None:
+    day = book(
+        [
+            (0.0, [BASE_BID], [BASE_ASK]),
+            (0.1, [(10.01, 50.0)], [BASE_ASK]),
+            (0.2, [(10.01, 80.0)], [(10.01, 40.0)]),
+            (0.3, [(10.01, 90.0)], [(10.02, 30.0)]),
+        ]
+    )
+    whole = analyze([day], None, 1)
+    pieces = analyze([day.slice(0, 1), day.slice(1, 2), day.slice(3, 1)], None, 1)
+    assert pieces.ofi_total == whole.ofi_total == 50.0 + (30.0 - 40.0) + (10.0 + 40.0)
+
+
+# ----------------------------------------------------------------------------- windows
+
+# One second windows; e_n per row in the comment, mid after the row.
+WINDOWED = book(
+    [
+        (0.0, [(10.00, 100.0)], [(10.02, 100.0)]),  # window 0, mid 10.01
+        (0.5, [(10.00, 150.0)], [(10.02, 100.0)]),  # +50
+        (1.2, [(10.01, 80.0)], [(10.02, 100.0)]),  # +80, window 1, mid 10.015
+        (2.1, [(10.01, 80.0)], [(10.01, 60.0)]),  # -60, window 2, mid 10.01
+        (3.3, [(10.00, 40.0)], [(10.01, 60.0)]),  # -80, window 3
+        (3.6, [(10.00, 40.0)], [(10.01, 100.0)]),  # -40, mid 10.005
+    ]
+)
+
+
+def test_window_series_pairs_ofi_with_the_mid_change_of_the_same_window() -> None:
+    result = analyze([WINDOWED], None, 1)
+    windows = result.book.windows
+    assert windows.ofi[:, 0].tolist() == [80.0, -60.0, -120.0]
+    assert windows.mid_change == pytest.approx([0.005, -0.005, -0.005], abs=1e-12)
+    assert result.ofi_total == -50.0
+    expected = np.polyfit([80.0, -60.0, -120.0], [0.005, -0.005, -0.005], 1)
+    fit = result.book.ofi_levels[0].fit
+    assert fit.betas[0] == pytest.approx(expected[0], rel=1e-9)
+    assert fit.intercept == pytest.approx(expected[1], rel=1e-9)
+    assert fit.n == 3
+
+
+def test_fit_ols_recovers_an_exact_line() -> None:
+    x = np.array([1.0, 2.0, 4.0, 7.0])
+    fit = fit_ols(x, 2.0 + 3.0 * x)
+    assert fit.betas[0] == pytest.approx(3.0)
+    assert fit.intercept == pytest.approx(2.0)
+    assert fit.r2 == pytest.approx(1.0)
+    assert fit.n == 4
+
+
+def test_fit_ols_says_nothing_with_too_few_points_or_no_variance() -> None:
+    assert fit_ols(np.array([1.0, 2.0]), np.array([1.0, 3.0])).betas == (None,)
+    flat = fit_ols(np.array([1.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0]))
+    assert flat.betas == (None,)
+    assert flat.r2 is None
+
+
+def test_fit_ols_r2_of_a_noisy_line() -> None:
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    y = np.array([0.0, 2.0, 1.0, 3.0])
+    fit = fit_ols(x, y)
+    # slope 0.8, intercept 0.3; residuals -0.3, 0.9, -0.9, 0.3 -> SSres 1.8, SStot 5
+    assert fit.betas[0] == pytest.approx(0.8)
+    assert fit.intercept == pytest.approx(0.3)
+    assert fit.r2 == pytest.approx(1 - 1.8 / 5.0)
+
+
+def test_multilevel_ofi_per_level_and_joint_fit() -> None:
+    rows = []
+    for i in range(6):
+        depth_bid = 100.0 + 10.0 * i * (i % 2)
+        depth_ask = 100.0 + 5.0 * i
+        rows.append(
+            (
+                float(i),
+                [(10.00, 100.0 + 20.0 * i), (9.99, depth_bid)],
+                [(10.02 + 0.01 * (i % 3), 100.0), (10.05, depth_ask)],
+            )
+        )
+    result = analyze([book(rows)], None, 2)
+    levels = result.book.ofi_levels
+    assert [lvl.level for lvl in levels] == [1, 2]
+    # level 2: bid sizes 100,110,100,130,100,150 at a constant price -> e = size change;
+    # ask sizes 100,105,...,125 at a constant price -> -(change) = -5 each
+    level2 = result.book.windows.ofi[:, 1]
+    assert level2.tolist() == [10.0 - 5, -10.0 - 5, 30.0 - 5, -30.0 - 5, 50.0 - 5]
+    assert levels[1].total == pytest.approx(sum(level2))
+    joint = fit_ols(result.book.windows.ofi, result.book.windows.mid_change)
+    assert result.book.ofi_multilevel_fit.r2 == joint.r2
+    assert len(result.book.ofi_multilevel_fit.betas) == 2
+
+
+def test_ofi_multilevel_uses_at_most_five_levels() -> None:
+    rows = [
+        (
+            float(i),
+            [(10.0 - 0.01 * k, 100.0 + i) for k in range(7)],
+            [(10.02 + 0.01 * k, 100.0) for k in range(7)],
+        )
+        for i in range(5)
+    ]
+    result = analyze([book(rows)], None, 7)
+    assert len(result.book.ofi_levels) == 5
+    assert result.levels == 7
+
+
+# ----------------------------------------------------------------------------- spread, depth
+
+
+def test_spread_statistics_on_rows_with_both_sides() -> None:
+    day = book(
+        [
+            (0.0, [(10.00, 1.0)], [(10.02, 1.0)]),
+            (1.0, [(10.00, 1.0)], [(10.04, 1.0)]),
+            (3.0, [(10.00, 1.0)], []),
+            (4.0, [(10.00, 1.0)], [(10.01, 1.0)]),
+        ]
+    )
+    spread = analyze([day], None, 1).book.spread
+    assert spread.rows == 3
+    assert spread.mean == pytest.approx(0.07 / 3)
+    assert spread.median == pytest.approx(0.02)
+    assert spread.p95 == pytest.approx(0.02 + 0.9 * 0.02)  # linear between 0.02 and 0.04
+    bps = [0.02 / 10.01 * 1e4, 0.04 / 10.02 * 1e4, 0.01 / 10.005 * 1e4]
+    assert spread.mean_bps == pytest.approx(sum(bps) / 3)
+    assert spread.median_bps == pytest.approx(sorted(bps)[1])
+    # weights: time to the next row (1 s, 2 s) and the median gap (1 s) for the last row
+    assert spread.time_weighted_mean == pytest.approx((0.02 * 1 + 0.04 * 2 + 0.01 * 1) / 4)
+
+
+def test_depth_sizes_and_imbalance_over_1_5_and_all_levels() -> None:
+    day = book(
+        [
+            (
+                0.0,
+                [(10.0 - k / 100, s) for k, s in enumerate([100, 200, 300, 400, 500, 600])],
+                [(10.02 + k / 100, 50.0) for k in range(6)],
+            ),
+            (
+                1.0,
+                [(10.0 - k / 100, 100.0) for k in range(6)],
+                [(10.02 + k / 100, 300.0) for k in range(6)],
+            ),
+        ]
+    )
+    depth = analyze([day], None, 6).book.depth
+    assert depth.bid_size_1 == pytest.approx(100.0)
+    assert depth.ask_size_1 == pytest.approx(175.0)
+    assert depth.bid_size_5 == pytest.approx(1000.0)
+    assert depth.ask_size_5 == pytest.approx(875.0)
+    assert depth.bid_size_all == pytest.approx(1350.0)
+    assert depth.ask_size_all == pytest.approx(1050.0)
+    assert depth.imbalance_1 == pytest.approx((1 / 3 - 1 / 2) / 2)
+    assert depth.imbalance_5 == pytest.approx((5 / 7 - 1 / 2) / 2)
+    assert depth.imbalance_all == pytest.approx((0.75 - 0.5) / 2)
+
+
+def test_depth_of_a_shallow_book_uses_the_levels_it_has() -> None:
+    day = book([(0.0, [(10.0, 100.0), (9.99, 50.0)], [(10.01, 25.0), (10.02, 25.0)])])
+    depth = analyze([day], None, 2).book.depth
+    assert depth.bid_size_5 == depth.bid_size_all == 150.0
+    assert depth.imbalance_5 == pytest.approx(100.0 / 200.0)
+
+
+# ----------------------------------------------------------------------------- microprice
+
+
+def test_microprice_distance_and_correlation_with_the_next_mid_change() -> None:
+    heavy_bid = ([(10.00, 300.0)], [(10.02, 100.0)])  # microprice 10.015, mid 10.01
+    heavy_ask = ([(10.01, 100.0)], [(10.03, 300.0)])  # microprice 10.015, mid 10.02
+    day = book([(float(i), *(heavy_bid if i % 2 == 0 else heavy_ask)) for i in range(4)])
+    micro = analyze([day], None, 1).book.microprice
+    assert micro.mean_distance == pytest.approx(0.0, abs=1e-12)
+    assert micro.corr_next_mid_change == pytest.approx(1.0)
+    assert micro.n_windows == 3
+
+
+def test_microprice_weights_the_mid_toward_the_thin_side() -> None:
+    value = analysis.microprice(
+        np.array([10.00]), np.array([300.0]), np.array([10.02]), np.array([100.0])
+    )
+    assert value[0] == pytest.approx(0.75 * 10.02 + 0.25 * 10.00)
+    day = book(
+        [(0.0, [(10.00, 300.0)], [(10.02, 100.0)]), (1.0, [(10.00, 100.0)], [(10.02, 100.0)])]
+    )
+    assert analyze([day], None, 1).book.microprice.mean_distance == pytest.approx(0.005 / 2)
+
+
+# ----------------------------------------------------------------------------- volume profile
+
+
+def test_volume_profile_bins_to_the_nearest_tick_and_grows_the_value_area() -> None:
+    prices = [9.98, 9.99, 10.0, 10.0149, 10.0051, 10.02, 10.03, 10.04]
+    sizes = [50, 100, 150, 200, 200, 120, 130, 50]
+    profile = analysis.volume_profile(np.array(prices), np.array(sizes, dtype=float), 0.01)
+    assert profile.prices.tolist() == [9.98, 9.99, 10.0, 10.01, 10.02, 10.03, 10.04]
+    assert profile.volumes.tolist() == [50, 100, 150, 400, 120, 130, 50]
+    assert profile.total_volume == 1000
+    assert profile.vpoc == 10.01
+    # step 1: above 120+130 = 250 ties below 150+100 = 250 -> below (650);
+    # step 2: above 250 beats the one row left below (50) -> 900 >= 700
+    assert (profile.val, profile.vah) == (9.99, 10.03)
+    assert profile.value_area_volume == 900
+
+
+def test_vpoc_ties_go_to_the_lower_price() -> None:
+    profile = analysis.volume_profile(
+        np.array([10.05, 10.00, 10.02]), np.array([300.0, 300.0, 100.0]), 0.01
+    )
+    assert profile.vpoc == 10.00
+
+
+def test_value_area_of_a_single_price_is_that_price() -> None:
+    profile = analysis.volume_profile(np.array([5.0, 5.0]), np.array([10.0, 20.0]), 0.01)
+    assert (profile.vpoc, profile.val, profile.vah, profile.total_volume) == (5.0, 5.0, 5.0, 30.0)
+
+
+def test_volume_profile_without_trades_is_empty() -> None:
+    profile = analysis.volume_profile(np.zeros(0), np.zeros(0), 0.01)
+    assert profile.vpoc is None
+    assert profile.total_volume == 0.0
+
+
+# ----------------------------------------------------------------------------- price impact
+
+
+def test_trade_direction_uses_side_then_quote_then_tick_rule() -> None:
+    price = np.array([10.00, 10.01, 10.01, 10.00, 10.05, 9.95, 10.00])
+    side = np.array(["B", "N", "N", "N", "N", "N", "S"], dtype=object)
+    mid = np.array([np.nan, 10.01, 10.01, 10.00, 10.00, 10.00, 10.00])
+    direction = analysis.trade_direction(price, side, mid)
+    assert direction.tolist() == [1, 1, 1, -1, 1, -1, -1]
+
+
+def test_effective_and_realized_spreads_at_5_and_60_seconds() -> None:
+    day = book(
+        [
+            (0.0, [(9.99, 1.0)], [(10.01, 1.0)]),  # mid 10.00
+            (10.0, [(10.01, 1.0)], [(10.03, 1.0)]),  # mid 10.02
+            (70.0, [(10.03, 1.0)], [(10.05, 1.0)]),  # mid 10.04
+            (80.0, [(10.03, 1.0)], [(10.05, 1.0)]),
+        ]
+    )
+    tape = trades([(1.0, 10.01, 100.0, "B"), (12.0, 10.01, 300.0, "S"), (75.0, 10.05, 100.0, "B")])
+    impact = analyze([day], tape, 1).price_impact
+    eff = [2 * 0.01 / 10.00 * 1e4, 2 * 0.01 / 10.02 * 1e4, 2 * 0.01 / 10.04 * 1e4]
+    assert impact.effective_spread_bps == pytest.approx(
+        (eff[0] * 100 + eff[1] * 300 + eff[2] * 100) / 500
+    )
+    # 5 s later the mids have not moved: realized equals effective for all three trades
+    assert impact.realized_spread_bps[5] == pytest.approx(impact.effective_spread_bps)
+    assert impact.impact_bps[5] == pytest.approx(0.0, abs=1e-9)
+    # 60 s later: trade 1 sees 10.02, trade 2 sees 10.04, trade 3 is past the end of the day
+    real60 = [2 * (10.01 - 10.02) / 10.00 * 1e4, -2 * (10.01 - 10.04) / 10.02 * 1e4]
+    assert impact.realized_spread_bps[60] == pytest.approx(
+        (real60[0] * 100 + real60[1] * 300) / 400
+    )
+    imp60 = [eff[0] - real60[0], eff[1] - real60[1]]
+    assert impact.impact_bps[60] == pytest.approx((imp60[0] * 100 + imp60[1] * 300) / 400)
+    assert impact.trades_signed == 3
+
+
+def test_kyle_lambda_is_the_slope_of_mid_change_on_signed_volume() -> None:
+    mids = [10.00, 10.01, 10.03, 10.02, 10.02]
+    day = book([(w + 0.5, [(m - 0.01, 1.0)], [(m + 0.01, 1.0)]) for w, m in enumerate(mids)])
+    tape = trades(
+        [
+            (1.2, 10.02, 100.0, "B"),
+            (2.1, 10.04, 300.0, "B"),
+            (2.2, 10.02, 100.0, "S"),
+            (3.2, 10.02, 100.0, "S"),
+        ]
+    )
+    result = analyze([day], tape, 1)
+    assert result.book.windows.signed_volume.tolist() == [100.0, 200.0, -100.0, 0.0]
+    assert result.price_impact.kyle_lambda == pytest.approx(0.0001)
+    assert result.price_impact.kyle_r2 == pytest.approx(1.0)
+    assert result.price_impact.n_windows == 4
+
+
+def test_lee_ready_classifies_unknown_sides_against_the_prior_mid() -> None:
+    day = book([(0.0, [(9.99, 1.0)], [(10.01, 1.0)]), (10.0, [(9.99, 1.0)], [(10.01, 1.0)])])
+    tape = trades([(1.0, 10.01, 100.0, "N"), (2.0, 9.99, 100.0, "N")])
+    impact = analyze([day], tape, 1).price_impact
+    assert impact.trades_lee_ready == 2
+    # a buy at the ask and a sell at the bid both pay half the 2-cent spread
+    assert impact.effective_spread_bps == pytest.approx(2 * 0.01 / 10.00 * 1e4)
+
+
+# ----------------------------------------------------------------------------- dynamics
+
+
+def test_per_minute_dynamics() -> None:
+    day = book(
+        [
+            (0.0, [(10.00, 100.0)], [(10.02, 100.0)]),
+            (30.0, [(10.00, 200.0)], [(10.04, 100.0)]),  # OFI +100 bid, +100 ask
+            (61.0, [(10.00, 200.0)], [(10.01, 50.0)]),  # OFI -50, next minute
+        ]
+    )
+    dyn = analyze([day], None, 1).book.dynamics
+    assert (dyn.minute_ns[1] - dyn.minute_ns[0]) == 60 * NS
+    assert dyn.rows.tolist() == [2, 1]
+    assert dyn.spread_mean == pytest.approx([0.03, 0.01])
+    assert dyn.bid_depth.tolist() == [150.0, 200.0]
+    assert dyn.ask_depth.tolist() == [100.0, 50.0]
+    assert dyn.ofi.tolist() == [200.0, -50.0]
+    assert dyn.mid == pytest.approx([10.02, 10.005])
+    assert dyn.bid_size_by_level[:, 0].tolist() == [150.0, 200.0]
+
+
+def test_window_parameter_changes_the_regression_windows() -> None:
+    coarse = analyze([WINDOWED], None, 1, AnalysisParams(window_ns=2 * NS))
+    assert coarse.book.windows.ofi[:, 0].tolist() == [-60.0 - 120.0]
+    assert coarse.window_ns == 2 * NS
+
+
+def test_empty_trades_give_null_impact() -> None:
+    result = analyze([WINDOWED], None, 1)
+    assert result.trades == 0
+    assert result.price_impact.effective_spread_bps is None
+    assert result.price_impact.kyle_lambda is None
+    assert all(v is None for v in result.price_impact.realized_spread_bps.values())
+    assert not math.isnan(result.ofi_total)

@@ -1,0 +1,237 @@
+"""The IB connection layer against `ibdesk sim` over a socket, with the real ib_async client."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from ibdesk.config import load_settings
+from ibdesk.errors import GatewayUnavailableError
+from ibdesk.ib.connection import (
+    ConnectionConfig,
+    ConnectionEvent,
+    GapEnded,
+    GapReason,
+    GapStarted,
+    IBConnection,
+    Reconnected,
+    Resubscribed,
+    Subscription,
+)
+from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
+from ibdesk.ib.requests import BarsRequest, HistoricalClient
+
+
+def _connection(sim: Any, **overrides: Any) -> IBConnection:
+    settings = load_settings()
+    config = ConnectionConfig.from_settings(settings, port=sim.port, **overrides)
+    return IBConnection(config)
+
+
+async def _until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def _run(coro: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(coro())
+
+
+async def _subscribed_depth(conn: IBConnection, symbol: str = "AAPL") -> Subscription:
+    [contract] = await ContractCache().qualify(conn.ib, stock(symbol))
+    assert not isinstance(contract, UnknownContractError)
+    sub = conn.subscribe_depth(contract, 10)
+    await _until(lambda: bool(sub.ticker and sub.ticker.domBids))
+    return sub
+
+
+def test_connect_qualify_and_one_session_of_bars(sim: Any) -> None:
+    async def scenario() -> None:
+        conn = _connection(sim)
+        await conn.connect()
+        try:
+            assert conn.is_sim
+            assert conn.accounts == ["SIM0001"]
+            aapl, bogus = await ContractCache().qualify(conn.ib, stock("AAPL"), stock("NOPE1"))
+            assert isinstance(bogus, UnknownContractError)
+            assert "NOPE1" in bogus.message
+            assert not isinstance(aapl, UnknownContractError)
+            table = await HistoricalClient(conn.ib).fetch_bars(BarsRequest(aapl, "1 D", "1 min"))
+            assert table.num_rows == 390
+            assert str(table.schema.field("ts").type) == "timestamp[ns, tz=UTC]"
+        finally:
+            await conn.close()
+
+    _run(scenario)
+
+
+def test_client_id_in_use_moves_to_next_id(sim: Any) -> None:
+    async def scenario() -> None:
+        first = _connection(sim, client_id=5)
+        second = _connection(sim, client_id=5)
+        await first.connect()
+        try:
+            await second.connect()
+            assert second.client_id == 6
+            assert second.is_connected
+        finally:
+            await second.close()
+            await first.close()
+
+    _run(scenario)
+
+
+def test_unreachable_gateway_names_ports_tried() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = load_settings()
+    config = ConnectionConfig.from_settings(settings, port=port, retry_attempts=1)
+
+    async def scenario() -> None:
+        with pytest.raises(GatewayUnavailableError, match=str(port)):
+            await IBConnection(config).connect()
+
+    _run(scenario)
+
+
+def test_daily_restart_reconnects_and_depth_flows_again(sim: Any) -> None:
+    events: list[ConnectionEvent] = []
+
+    async def scenario() -> None:
+        conn = _connection(sim)
+        conn.add_listener(events.append)
+        await conn.connect()
+        try:
+            sub = await _subscribed_depth(conn)
+            generation = sub.generation
+            sim.restart(0.5)
+            await _until(lambda: any(isinstance(e, Reconnected) for e in events), 15)
+            await _until(lambda: any(isinstance(e, GapEnded) for e in events), 15)
+            assert sub.generation == generation + 1
+            assert conn.subscriptions[sub.key] is sub
+            assert conn.reconnects == 1
+            received = sub.last_data_s
+            await _until(lambda: sub.last_data_s > received)
+        finally:
+            await conn.close()
+
+    _run(scenario)
+    started = [e for e in events if isinstance(e, GapStarted)]
+    ended = [e for e in events if isinstance(e, GapEnded)]
+    assert [e.reason for e in started] == [GapReason.DISCONNECTED]
+    assert ended[0].end_ns > ended[0].start_ns
+    assert ended[0].reason is GapReason.DISCONNECTED
+
+
+def test_connectivity_restored_with_data_lost_resubscribes(sim: Any) -> None:
+    events: list[ConnectionEvent] = []
+
+    async def scenario() -> None:
+        conn = _connection(sim)
+        conn.add_listener(events.append)
+        await conn.connect()
+        try:
+            sub = await _subscribed_depth(conn)
+            sim.connectivity_lost()
+            await _until(lambda: any(isinstance(e, GapStarted) for e in events))
+            sim.connectivity_restored(data_kept=False)
+            await _until(lambda: any(isinstance(e, GapEnded) for e in events))
+            assert sub.generation == 2
+        finally:
+            await conn.close()
+
+    _run(scenario)
+    assert any(
+        isinstance(e, Resubscribed) and e.reason is GapReason.CONNECTIVITY_LOST for e in events
+    )
+
+
+def test_connectivity_restored_with_data_kept_does_not_resubscribe(sim: Any) -> None:
+    events: list[ConnectionEvent] = []
+
+    async def scenario() -> None:
+        conn = _connection(sim)
+        conn.add_listener(events.append)
+        await conn.connect()
+        try:
+            sub = await _subscribed_depth(conn)
+            sim.connectivity_lost()
+            await _until(lambda: any(isinstance(e, GapStarted) for e in events))
+            sim.connectivity_restored(data_kept=True)
+            await _until(lambda: any(isinstance(e, GapEnded) for e in events))
+            assert sub.generation == 1
+        finally:
+            await conn.close()
+
+    _run(scenario)
+    assert not any(isinstance(e, Resubscribed) for e in events)
+
+
+def test_data_farm_broken_then_ok_resubscribes(sim: Any) -> None:
+    events: list[ConnectionEvent] = []
+
+    async def scenario() -> None:
+        conn = _connection(sim)
+        conn.add_listener(events.append)
+        await conn.connect()
+        try:
+            sub = await _subscribed_depth(conn)
+            sim.farm_broken()
+            await _until(lambda: any(isinstance(e, GapStarted) for e in events))
+            sim.farm_ok()
+            await _until(lambda: any(isinstance(e, GapEnded) for e in events))
+            assert sub.generation == 2
+        finally:
+            await conn.close()
+
+    _run(scenario)
+    gap = next(e for e in events if isinstance(e, GapStarted))
+    assert gap.reason is GapReason.DATA_FARM_BROKEN
+
+
+def test_silent_feed_is_detected_and_rerequested(sim: Any) -> None:
+    events: list[ConnectionEvent] = []
+
+    async def scenario() -> None:
+        conn = _connection(sim, silent_after_s=0.5, watchdog_interval_s=0.1)
+        conn.add_listener(events.append)
+        await conn.connect()
+        try:
+            sub = await _subscribed_depth(conn)
+            sim.silence("AAPL")
+            await _until(lambda: any(isinstance(e, Resubscribed) for e in events), 10)
+            await _until(lambda: any(isinstance(e, GapEnded) for e in events), 10)
+            assert sub.generation == 2
+        finally:
+            await conn.close()
+
+    _run(scenario)
+    gap = next(e for e in events if isinstance(e, GapStarted))
+    assert gap.reason is GapReason.SILENT_FEED
+
+
+def test_depth_reset_opens_a_gap_that_closes_when_data_flows(sim: Any) -> None:
+    events: list[ConnectionEvent] = []
+
+    async def scenario() -> None:
+        conn = _connection(sim)
+        conn.add_listener(events.append)
+        await conn.connect()
+        try:
+            await _subscribed_depth(conn)
+            sim.depth_reset("AAPL")
+            await _until(lambda: any(isinstance(e, GapEnded) for e in events))
+        finally:
+            await conn.close()
+
+    _run(scenario)
+    gap = next(e for e in events if isinstance(e, GapStarted))
+    assert gap.reason is GapReason.DEPTH_RESET
