@@ -80,10 +80,8 @@ def main() -> None:
         tasks = [BackfillTask(s, DAY) for s in symbols]
         server.latency_s = args.latency_ms / 1000
         serial = [
-            run_once(
-                Path(tmp) / "serial", server.url, tasks[: args.serial_tasks], 1, args.interval_ms
-            )
-            for _ in range(args.repeat)
+            run_once(Path(tmp) / "serial", server.url, tasks, 1, args.interval_ms)
+            for _ in range(args.serial_repeat)
         ]
         parallel = [
             run_once(Path(tmp) / "parallel", server.url, tasks, args.workers, args.interval_ms)

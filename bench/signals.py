@@ -60,30 +60,18 @@ def make_bars(symbols: int, days: int, seed: int = 1) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def loop_indicators(table: pa.Table) -> dict[str, list[float | None]]:
-    """Per-bar Python loop: VWAP, EMA 9/20, ATR 14 (Wilder), RVOL (10 days)."""
-    frame = table.to_pandas()
-    local = frame["ts"].dt.tz_convert("America/New_York")
-    dates = local.dt.date.tolist()
-    tods = (local.dt.hour * 3600 + local.dt.minute * 60).tolist()
+def loop_one_symbol(
+    rows: list[tuple[float, float, float, float]], dates: list[object], tods: list[int]
+) -> dict[str, list[float | None]]:
+    """Per-bar Python loop for one symbol: VWAP, EMA 9/20, ATR 14 (Wilder), RVOL (10 days)."""
     out: dict[str, list[float | None]] = {k: [] for k in ("vwap", "e9", "e20", "atr", "rvol")}
     a9, a20, n = 2 / 10, 2 / 21, 14
-    symbol = None
-    for i, (sym, high, low, close, volume) in enumerate(
-        zip(
-            frame["symbol"].tolist(),
-            frame["high"].tolist(),
-            frame["low"].tolist(),
-            frame["close"].tolist(),
-            frame["volume"].tolist(),
-            strict=True,
-        )
-    ):
-        if sym != symbol:
-            symbol, day, e9, e20, atr, prev, count, trs = sym, None, None, None, None, None, 0, 0.0
-            history: list[tuple[list[int], list[float]]] = []
-            today: tuple[list[int], list[float]] = ([], [])
-            cum_pv = cum_v = 0.0
+    day: object = None
+    e9 = e20 = atr = prev = None
+    trs = cum_pv = cum_v = 0.0
+    history: list[tuple[list[int], list[float]]] = []
+    today: tuple[list[int], list[float]] = ([], [])
+    for i, (high, low, close, volume) in enumerate(rows):
         if dates[i] != day:
             if day is not None:
                 history.append(today)
@@ -96,12 +84,10 @@ def loop_indicators(table: pa.Table) -> dict[str, list[float | None]]:
         out["e9"].append(e9)
         out["e20"].append(e20)
         tr = high - low if prev is None else max(high - low, abs(high - prev), abs(low - prev))
-        count += 1
-        if count <= n:
+        if i < n:
             trs += tr
-            atr = trs / n if count == n else None
-        else:
-            assert atr is not None
+            atr = trs / n if i == n - 1 else None
+        elif atr is not None:
             atr = (atr * (n - 1) + tr) / n
         out["atr"].append(atr)
         prev = close
@@ -120,6 +106,45 @@ def loop_indicators(table: pa.Table) -> dict[str, list[float | None]]:
     return out
 
 
+def loop_indicators(table: pa.Table) -> list[dict[str, list[float | None]]]:
+    """The baseline: sort, convert to New York time, then loop bar by bar per symbol."""
+    frame = table.to_pandas().sort_values(["symbol", "ts"], kind="stable")
+    local = frame["ts"].dt.tz_convert("America/New_York")
+    frame["date"] = local.dt.date
+    frame["tod"] = local.dt.hour * 3600 + local.dt.minute * 60
+    results = []
+    for _, part in frame.groupby("symbol", sort=True):
+        rows = list(
+            zip(
+                part["high"].tolist(),
+                part["low"].tolist(),
+                part["close"].tolist(),
+                part["volume"].tolist(),
+                strict=True,
+            )
+        )
+        results.append(loop_one_symbol(rows, part["date"].tolist(), part["tod"].tolist()))
+    return results
+
+
+def check_same(bars: pa.Table) -> None:
+    """Both sides must compute the same numbers, or the comparison means nothing."""
+    frame = compute_indicators(bars)
+    first = frame.filter(frame.get_column("symbol") == frame.get_column("symbol")[0])
+    want = loop_indicators(bars)[0]
+    for ours, theirs in (
+        ("vwap", "vwap"),
+        ("ema_9", "e9"),
+        ("ema_20", "e20"),
+        ("atr_14", "atr"),
+        ("rvol", "rvol"),
+    ):
+        got = first.get_column(ours).fill_null(np.nan).to_numpy()
+        ref = np.array([np.nan if v is None else v for v in want[theirs]])
+        if not np.allclose(got, ref, rtol=1e-9, equal_nan=True):
+            raise SystemExit(f"candidate and baseline disagree on {ours}")
+
+
 def timed(func: Callable[[], object]) -> float:
     began = time.perf_counter()
     func()
@@ -134,6 +159,7 @@ def main() -> None:
     args = parser.parse_args()
     bars = make_bars(args.symbols, args.days)
     rows = bars.num_rows
+    check_same(make_bars(2, 15))
 
     candidate: list[float] = []
     indicators_only: list[float] = []
@@ -151,9 +177,8 @@ def main() -> None:
         per_m = med / rows * 1_000_000
         return f"{name:<34}{med:>9.3f}{min(values):>9.3f}{max(values):>9.3f}{per_m:>12.3f}"
 
-    print(
-        f"{rows:,} bars ({args.symbols} symbols x {args.days} days x {BARS_PER_DAY}), {signals:,} signals"
-    )
+    shape = f"{args.symbols} symbols x {args.days} days x {BARS_PER_DAY}"
+    print(f"{rows:,} bars ({shape}), {signals:,} signals")
     print(f"{'':<34}{'median':>9}{'min':>9}{'max':>9}{'s per 1M':>12}")
     print(line("indicators (polars)", indicators_only))
     print(line("indicators + signals (polars)", candidate))

@@ -60,10 +60,15 @@ class _NameFilter(logging.Filter):
 
 
 class _QuietThirdParty(logging.Filter):
-    """Keeps ib_async's INFO chatter (farm OK, connect steps) off the console; files keep it."""
+    """Keeps API traffic and timings (and ib_async's chatter) off the console below WARNING.
+
+    They still reach api.log, performance.log and trading.log; `--verbose` shows them.
+    """
+
+    PREFIXES = ("ib_async", "ibdesk.api", PERFORMANCE_LOGGER)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or not record.name.startswith("ib_async")
+        return record.levelno >= logging.WARNING or not record.name.startswith(self.PREFIXES)
 
 
 def _file_handler(path: Path, level: int, secrets: SecretMaskFilter) -> logging.Handler:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 INSERT, UPDATE, DELETE = 0, 1, 2
 ASK, BID = 0, 1
 
@@ -28,8 +30,9 @@ class RowBook:
         """Sorted, within `max_rows`, never crossed or locked."""
         bids = [p for p, _ in self.rows[BID]]
         asks = [p for p, _ in self.rows[ASK]]
-        assert len(bids) <= max_rows and len(asks) <= max_rows
-        assert all(a > b for a, b in zip(bids, bids[1:], strict=False)), bids
-        assert all(a < b for a, b in zip(asks, asks[1:], strict=False)), asks
+        assert len(bids) <= max_rows
+        assert len(asks) <= max_rows
+        assert all(a > b for a, b in pairwise(bids)), bids
+        assert all(a < b for a, b in pairwise(asks)), asks
         if bids and asks:
             assert bids[0] < asks[0], (bids[0], asks[0])

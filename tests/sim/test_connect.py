@@ -70,7 +70,8 @@ def test_several_clients_connect_at_once(sim: Any, ib: IB) -> None:
     other = IB()
     other.connect(sim.host, sim.port, clientId=999, timeout=10)
     try:
-        assert other.isConnected() and ib.isConnected()
+        assert other.isConnected()
+        assert ib.isConnected()
     finally:
         other.disconnect()
 

@@ -19,8 +19,16 @@ def _record(ib: IB) -> list[tuple[str, tuple[Any, ...]]]:
     wrapper = ib.wrapper
     l2, tick = wrapper.updateMktDepthL2, wrapper.priceSizeTick
 
-    def on_l2(req_id: int, position: int, mm: str, op: int, side: int, price: float, size: float,
-              smart: bool = False) -> None:
+    def on_l2(
+        req_id: int,
+        position: int,
+        mm: str,
+        op: int,
+        side: int,
+        price: float,
+        size: float,
+        smart: bool = False,
+    ) -> None:
         events.append(("depth", (req_id, position, op, side, price, size, mm)))
         l2(req_id, position, mm, op, side, price, size, smart)
 
@@ -63,7 +71,9 @@ def test_depth_stream_keeps_a_sorted_uncrossed_book_of_num_rows(
 
 
 @pytest.mark.parametrize("sim", FAST, indirect=True)
-def test_top_of_depth_equals_bid_ask_ticks_at_the_same_instant(sim: Any, ib: IB, tsla: Stock) -> None:
+def test_top_of_depth_equals_bid_ask_ticks_at_the_same_instant(
+    sim: Any, ib: IB, tsla: Stock
+) -> None:
     events = _record(ib)
     ib.reqMktDepth(tsla, numRows=3, isSmartDepth=True)
     ib.sleep(0.2)
@@ -93,7 +103,9 @@ def test_depth_requests_beyond_the_cap_get_309(ib: IB, errors: Any) -> None:
 
 
 @pytest.mark.parametrize("sim", FAST, indirect=True)
-def test_full_subscription_deletes_its_last_row_before_an_insert(sim: Any, ib: IB, tsla: Stock) -> None:
+def test_full_subscription_deletes_its_last_row_before_an_insert(
+    sim: Any, ib: IB, tsla: Stock
+) -> None:
     events = _record(ib)
     ib.reqMktDepth(tsla, numRows=2, isSmartDepth=False)
     ib.sleep(1.5)
@@ -101,6 +113,6 @@ def test_full_subscription_deletes_its_last_row_before_an_insert(sim: Any, ib: I
     for kind, event in events:
         if kind != "depth":
             continue
-        _req, position, op, side, *_ = event
+        _req, _position, op, side, *_ = event
         sizes[side] += {0: 1, 1: 0, 2: -1}[op]
         assert sizes[side] <= 2

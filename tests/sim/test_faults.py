@@ -35,7 +35,9 @@ def _updates(ib: IB, ticker: Any, seconds: float) -> int:
 
 
 @pytest.mark.parametrize("sim", FAST, indirect=True)
-def test_connectivity_lost_then_restored_with_data_kept(sim: Any, ib: IB, tsla: Stock, errors: Any) -> None:
+def test_connectivity_lost_then_restored_with_data_kept(
+    sim: Any, ib: IB, tsla: Stock, errors: Any
+) -> None:
     ticker = ib.reqMktData(tsla)
     ib.sleep(0.3)
     sim.connectivity_lost()
@@ -47,7 +49,9 @@ def test_connectivity_lost_then_restored_with_data_kept(sim: Any, ib: IB, tsla: 
 
 
 @pytest.mark.parametrize("sim", FAST, indirect=True)
-def test_restored_with_data_lost_drops_subscriptions(sim: Any, ib: IB, tsla: Stock, errors: Any) -> None:
+def test_restored_with_data_lost_drops_subscriptions(
+    sim: Any, ib: IB, tsla: Stock, errors: Any
+) -> None:
     ib.reqMktData(tsla)
     ib.reqMktDepth(tsla, numRows=5)
     ib.sleep(0.2)
@@ -55,7 +59,10 @@ def test_restored_with_data_lost_drops_subscriptions(sim: Any, ib: IB, tsla: Sto
     sim.connectivity_restored(data_kept=False)
     ib.sleep(0.2)
     assert 1101 in errors.codes()
-    assert sim.call(lambda: (sim.sim.depth_in_use, len(sim.sim.markets["TSLA"].quote_subs))) == (0, 0)
+    assert sim.call(lambda: (sim.sim.depth_in_use, len(sim.sim.markets["TSLA"].quote_subs))) == (
+        0,
+        0,
+    )
 
 
 @pytest.mark.parametrize("sim", FAST, indirect=True)

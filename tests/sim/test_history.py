@@ -25,8 +25,15 @@ AFTER_CLOSE = "2025-07-30T16:30:00-04:00"
 AFTER_EARLY_CLOSE = "2025-07-03T16:30:00-04:00"
 
 
-def _bars(clock: str, duration: str, bar: str, what: str = "TRADES", rth: bool = True,
-          seed: int = 7, symbol: str = "TSLA") -> tuple[BarSet, TapeModel]:
+def _bars(
+    clock: str,
+    duration: str,
+    bar: str,
+    what: str = "TRADES",
+    rth: bool = True,
+    seed: int = 7,
+    symbol: str = "TSLA",
+) -> tuple[BarSet, TapeModel]:
     cal = xnys()
     now = parse_clock(clock)
     model = TapeModel(seed, cal, cal.latest_started(now))
@@ -55,7 +62,8 @@ def test_history_is_deterministic_for_a_seed_and_clock() -> None:
     a, _ = _bars(AFTER_CLOSE, "2 D", "5 mins")
     b, _ = _bars(AFTER_CLOSE, "2 D", "5 mins")
     c, _ = _bars(AFTER_CLOSE, "2 D", "5 mins", seed=8)
-    assert np.array_equal(a.close, b.close) and np.array_equal(a.volume, b.volume)
+    assert np.array_equal(a.close, b.close)
+    assert np.array_equal(a.volume, b.volume)
     assert not np.array_equal(a.close, c.close)
 
 
@@ -67,7 +75,9 @@ def test_minute_bars_are_the_aggregation_of_the_trade_tape() -> None:
     session = cal.session(cal.latest_started(parse_clock(AFTER_CLOSE)))
     tape = model.tape(ticker, session).between(session.ext_open_ns, parse_clock(AFTER_CLOSE))
     buckets: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for ts, px, sz in zip(tape.ts_ns.tolist(), tape.price_c.tolist(), tape.size.tolist(), strict=True):
+    for ts, px, sz in zip(
+        tape.ts_ns.tolist(), tape.price_c.tolist(), tape.size.tolist(), strict=True
+    ):
         buckets[ts // (60 * NS) * 60 * NS].append((px, sz))
     expected = sorted(buckets.items())
     assert len(expected) == len(bars)
@@ -75,7 +85,11 @@ def test_minute_bars_are_the_aggregation_of_the_trade_tape() -> None:
         prices = [p for p, _ in trades]
         assert int(bars.start_ns[i]) == start
         assert (bars.open[i], bars.high[i], bars.low[i], bars.close[i]) == (
-            prices[0] / 100, max(prices) / 100, min(prices) / 100, prices[-1] / 100)
+            prices[0] / 100,
+            max(prices) / 100,
+            min(prices) / 100,
+            prices[-1] / 100,
+        )
         assert bars.volume[i] == sum(s for _, s in trades)
         assert bars.count[i] == len(trades)
 
@@ -89,8 +103,11 @@ def test_daily_close_chains_to_the_reference_previous_close() -> None:
 
 def test_gappers_open_above_the_previous_close_with_more_volume() -> None:
     gappers = [t for t in UNIVERSE if t.gap_pct > 0]
-    assert gappers and all(1 <= t.ref_price_usd <= 30 for t in gappers)
-    bars, _ = _bars("2025-07-30T09:00:00-04:00", "1 D", "1 day", rth=False, symbol=gappers[0].symbol)
+    assert gappers
+    assert all(1 <= t.ref_price_usd <= 30 for t in gappers)
+    bars, _ = _bars(
+        "2025-07-30T09:00:00-04:00", "1 D", "1 day", rth=False, symbol=gappers[0].symbol
+    )
     assert bars.open[0] > gappers[0].ref_price_usd
 
 
@@ -104,9 +121,14 @@ def test_midpoint_and_bid_ask_bars_have_no_volume() -> None:
 
 @pytest.mark.parametrize(
     ("text", "unit", "seconds"),
-    [("1 secs", BarUnit.SECONDS, 1), ("5 mins", BarUnit.SECONDS, 300),
-     ("1 hour", BarUnit.SECONDS, 3600), ("1 day", BarUnit.DAY, 0), ("1 week", BarUnit.WEEK, 0),
-     ("1 month", BarUnit.MONTH, 0)],
+    [
+        ("1 secs", BarUnit.SECONDS, 1),
+        ("5 mins", BarUnit.SECONDS, 300),
+        ("1 hour", BarUnit.SECONDS, 3600),
+        ("1 day", BarUnit.DAY, 0),
+        ("1 week", BarUnit.WEEK, 0),
+        ("1 month", BarUnit.MONTH, 0),
+    ],
 )
 def test_bar_sizes_parse(text: str, unit: BarUnit, seconds: int) -> None:
     size = parse_bar_size(text)

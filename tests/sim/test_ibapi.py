@@ -1,5 +1,7 @@
 """The official IB API client (`ibapi`, strict parser) against the sim."""
 
+# ruff: noqa: N803  (EWrapper callbacks keep ibapi's camelCase parameter names)
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +40,14 @@ class App(EWrapper, EClient):
     def managedAccounts(self, accountsList: str) -> None:
         self.accounts = accountsList
 
-    def error(self, reqId: TickerId, errorTime: int, errorCode: int, errorString: str,
-              advancedOrderRejectJson: str = "") -> None:
+    def error(
+        self,
+        reqId: TickerId,
+        errorTime: int,
+        errorCode: int,
+        errorString: str,
+        advancedOrderRejectJson: str = "",
+    ) -> None:
         self.errors.append((reqId, errorCode, errorString))
 
     def contractDetails(self, reqId: int, contractDetails: ContractDetails) -> None:
@@ -54,8 +62,17 @@ class App(EWrapper, EClient):
     def historicalDataEnd(self, reqId: int, start: str, end: str) -> None:
         self.bars_done.set()
 
-    def updateMktDepthL2(self, reqId: TickerId, position: int, marketMaker: str, operation: int,
-                         side: int, price: float, size: Decimal, isSmartDepth: bool) -> None:
+    def updateMktDepthL2(
+        self,
+        reqId: TickerId,
+        position: int,
+        marketMaker: str,
+        operation: int,
+        side: int,
+        price: float,
+        size: Decimal,
+        isSmartDepth: bool,
+    ) -> None:
         self.depth.append((position, marketMaker, operation, side, price, size))
         if len(self.depth) >= 20:
             self.depth_seen.set()
@@ -73,7 +90,11 @@ def app(sim: Any, caplog: pytest.LogCaptureFixture) -> Any:
     yield client
     client.disconnect()
     thread.join(5)
-    bad = [r.getMessage() for r in caplog.records if r.name.startswith("ibapi") and r.levelno >= logging.ERROR]
+    bad = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("ibapi") and r.levelno >= logging.ERROR
+    ]
     assert not bad, bad[:3]
 
 

@@ -32,7 +32,8 @@ def test_book_stays_sorted_uncrossed_and_deep_after_every_change(seed: int) -> N
     book, replay, _ = _book_with_replay(seed)
     for _ in range(2000):
         book.step()
-        assert len(book.px[0]) >= 20 and len(book.px[1]) >= 20
+        assert len(book.px[0]) >= 20
+        assert len(book.px[1]) >= 20
     assert [p for p, _ in replay.rows[1]] == book.px[1]
     assert [s for _, s in replay.rows[0]] == book.sz[0]
 
@@ -43,7 +44,8 @@ def test_same_seed_gives_the_same_market() -> None:
     for _ in range(500):
         a.step()
         b.step()
-    assert a.px == b.px and ta == tb
+    assert a.px == b.px
+    assert ta == tb
 
 
 def test_a_market_buy_walks_the_asks_with_partial_fills() -> None:

@@ -31,7 +31,8 @@ def test_streaming_ticks_follow_the_book(sim: Any, ib: IB, tsla: Stock) -> None:
     tape = sim.tape("TSLA")
     assert ticker.last == tape.price_c[-1] / 100
     assert ticker.volume == tape.size.sum()
-    assert ticker.rtVolume > 0 and not math.isnan(ticker.rtVolume)
+    assert ticker.rtVolume > 0
+    assert not math.isnan(ticker.rtVolume)
 
 
 def test_snapshot_returns_once_with_a_quote(ib: IB, tsla: Stock) -> None:
@@ -50,7 +51,8 @@ def test_tick_by_tick_all_last_matches_the_tape(sim: Any, ib: IB, tsla: Stock) -
     ib.sleep(0.3)
     tape = sim.tape("TSLA")
     live = list(zip((tape.price_c / 100).tolist(), tape.size.astype(float).tolist(), strict=True))
-    assert seen and seen == live[-len(seen):]
+    assert seen
+    assert seen == live[-len(seen) :]
 
 
 @pytest.mark.parametrize("sim", FAST, indirect=True)

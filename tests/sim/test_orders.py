@@ -56,7 +56,9 @@ def test_marketable_limit_fills_at_or_better_than_its_price(ib: IB, tsla: Stock,
 def test_stop_orders_trigger_on_the_last_price(ib: IB, tsla: Stock, sim: Any) -> None:
     last = sim.tape("TSLA").price_c[-1] / 100
     stop = ib.placeOrder(tsla, StopOrder("SELL", 10, round(last + 1, 2)))
-    stop_limit = ib.placeOrder(tsla, StopLimitOrder("BUY", 10, round(last + 5, 2), round(last - 1, 2)))
+    stop_limit = ib.placeOrder(
+        tsla, StopLimitOrder("BUY", 10, round(last + 5, 2), round(last - 1, 2))
+    )
     far = ib.placeOrder(tsla, StopOrder("BUY", 10, round(last + 50, 2)))
     _wait(ib, stop, "Filled")
     _wait(ib, stop_limit, "Filled")
@@ -64,7 +66,9 @@ def test_stop_orders_trigger_on_the_last_price(ib: IB, tsla: Stock, sim: Any) ->
 
 
 @pytest.mark.parametrize("sim", FAST, indirect=True)
-def test_bracket_children_wait_for_the_parent_and_cancel_each_other(ib: IB, tsla: Stock, sim: Any) -> None:
+def test_bracket_children_wait_for_the_parent_and_cancel_each_other(
+    ib: IB, tsla: Stock, sim: Any
+) -> None:
     bid = sim.book("TSLA", 1).bids[0][0]
     parent, take_profit, stop_loss = ib.bracketOrder("BUY", 100, bid + 5, bid - 1, bid - 30)
     trades = [ib.placeOrder(tsla, o) for o in (parent, take_profit, stop_loss)]
@@ -73,7 +77,9 @@ def test_bracket_children_wait_for_the_parent_and_cancel_each_other(ib: IB, tsla
     _wait(ib, trades[2], "Cancelled")
 
 
-def test_untransmitted_parent_is_held_until_a_child_transmits(ib: IB, tsla: Stock, sim: Any) -> None:
+def test_untransmitted_parent_is_held_until_a_child_transmits(
+    ib: IB, tsla: Stock, sim: Any
+) -> None:
     ask = sim.book("TSLA", 1).asks[0][0]
     parent, take_profit, _stop = ib.bracketOrder("BUY", 10, ask + 1, ask + 100, ask - 100)
     held = ib.placeOrder(tsla, parent)

@@ -13,7 +13,8 @@ def test_identical_request_inside_the_window_is_refused_and_allowed_after() -> N
     ledger = PacingLedger(PacingRules())
     assert ledger.admit(_key(), 0.0, 1) is None
     violation = ledger.check(_key(), 14.9)
-    assert violation is not None and violation.rule is PacingRule.IDENTICAL
+    assert violation is not None
+    assert violation.rule is PacingRule.IDENTICAL
     assert ledger.check(_key(), 15.0) is None
 
 
@@ -22,14 +23,16 @@ def test_sixth_same_contract_request_within_two_seconds_is_refused() -> None:
     for i in range(5):
         assert ledger.admit(_key(f"{60 + i} S"), i * 0.1, i) is None
     violation = ledger.check(_key("99 S"), 0.6)
-    assert violation is not None and violation.rule is PacingRule.SAME_CONTRACT
+    assert violation is not None
+    assert violation.rule is PacingRule.SAME_CONTRACT
 
 
 def test_bid_ask_counts_twice() -> None:
     ledger = PacingLedger(PacingRules(same_contract_max=3))
     assert ledger.admit(_key("60 S", "BID_ASK"), 0.0, 1) is None
     violation = ledger.check(_key("61 S", "BID_ASK"), 0.1)
-    assert violation is not None and violation.rule is PacingRule.SAME_CONTRACT
+    assert violation is not None
+    assert violation.rule is PacingRule.SAME_CONTRACT
 
 
 def test_rolling_window_limit() -> None:
@@ -37,7 +40,8 @@ def test_rolling_window_limit() -> None:
     for i in range(3):
         assert ledger.admit(_key(f"{60 + i} S", con_id=i), float(i * 20), i) is None
     violation = ledger.check(_key("99 S", con_id=9), 100.0)
-    assert violation is not None and violation.rule is PacingRule.ROLLING
+    assert violation is not None
+    assert violation.rule is PacingRule.ROLLING
     assert ledger.check(_key("99 S", con_id=9), 600.0) is None
 
 
@@ -45,6 +49,7 @@ def test_open_requests_limit_and_close() -> None:
     ledger = PacingLedger(PacingRules(max_open=1))
     assert ledger.admit(_key("60 S"), 0.0, 1) is None
     violation = ledger.check(_key("61 S", con_id=2), 0.0)
-    assert violation is not None and violation.rule is PacingRule.MAX_OPEN
+    assert violation is not None
+    assert violation.rule is PacingRule.MAX_OPEN
     ledger.close(1)
     assert ledger.check(_key("61 S", con_id=2), 0.0) is None

@@ -23,10 +23,13 @@ def tsla(ib: IB) -> Stock:
 
 
 @pytest.mark.parametrize("sim", SCALED, indirect=True)
-def test_identical_small_bar_request_within_the_window_gets_162(ib: IB, tsla: Stock, errors: Any) -> None:
+def test_identical_small_bar_request_within_the_window_gets_162(
+    ib: IB, tsla: Stock, errors: Any
+) -> None:
     first = ib.reqHistoricalData(tsla, "", "1800 S", "5 secs", "TRADES", False, 1)
     second = ib.reqHistoricalData(tsla, "", "1800 S", "5 secs", "TRADES", False, 1)
-    assert len(first) > 0 and len(second) == 0
+    assert len(first) > 0
+    assert len(second) == 0
     assert errors.codes() == [162]
 
 
@@ -70,4 +73,6 @@ def test_closing_the_socket_ends_its_subscriptions(sim: Any) -> None:
     client.disconnect()
     client.sleep(0.3)
     market = sim.sim.markets["TSLA"]
-    assert sim.call(lambda: (sim.sim.depth_in_use, len(market.depth_subs), len(market.quote_subs))) == (0, 0, 0)
+    assert sim.call(
+        lambda: (sim.sim.depth_in_use, len(market.depth_subs), len(market.quote_subs))
+    ) == (0, 0, 0)

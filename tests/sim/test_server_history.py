@@ -51,14 +51,18 @@ def test_a_week_of_minute_bars_with_extended_hours(ib: IB, tsla: Stock) -> None:
     assert len(bars) == 4 * 960 + 750
 
 
-def test_wire_bars_equal_the_aggregation_of_the_ground_truth_tape(sim: Any, ib: IB, tsla: Stock) -> None:
+def test_wire_bars_equal_the_aggregation_of_the_ground_truth_tape(
+    sim: Any, ib: IB, tsla: Stock
+) -> None:
     ib.reqMktData(tsla)
     ib.sleep(0.5)  # some live trades join the history
     sim.pause()
     tape = sim.tape("TSLA")
     bars = ib.reqHistoricalData(tsla, "", "1 D", "1 min", "TRADES", False, 2)
     buckets: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for ts, px, sz in zip(tape.ts_ns.tolist(), tape.price_c.tolist(), tape.size.tolist(), strict=True):
+    for ts, px, sz in zip(
+        tape.ts_ns.tolist(), tape.price_c.tolist(), tape.size.tolist(), strict=True
+    ):
         buckets[ts // (60 * NS) * 60].append((px, sz))
     expected = sorted(buckets.items())
     assert [int(b.date.timestamp()) for b in bars] == [start for start, _ in expected]

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -399,14 +399,8 @@ def open_vendor(
         vendor = (factory or DatabentoVendor.from_settings)(settings)
     except VendorUnavailableError as exc:
         log.warning("UNAVAIL: %s", exc)
-        return _replace(plan, unavailable=str(exc)), None
+        return replace(plan, unavailable=str(exc)), None
     return plan, vendor
-
-
-def _replace(plan: TaskPlan, **changes: Any) -> TaskPlan:
-    from dataclasses import replace
-
-    return replace(plan, **changes)
 
 
 def clamp_to_dataset(plan: TaskPlan, vendor: DatabentoVendor) -> TaskPlan:
@@ -416,7 +410,7 @@ def clamp_to_dataset(plan: TaskPlan, vendor: DatabentoVendor) -> TaskPlan:
     except VendorError as exc:
         log.warning("could not read the dataset range (%s): requests are not clamped", exc.message)
         return plan
-    return _replace(plan, available_end=end) if end is not None else plan
+    return replace(plan, available_end=end) if end is not None else plan
 
 
 def estimate_cost(plan: TaskPlan, vendor: DatabentoVendor, tasks: Sequence[BackfillTask]) -> float:
@@ -496,7 +490,7 @@ def _run_on_threads(
                 index = futures[future]
                 result = future.result()
                 results[index] = result
-                manifest.put(index, result.to_json())
+                manifest.put(index, result)
     return [r for r in results if r is not None]
 
 
@@ -545,7 +539,7 @@ def _run_on_dask(
             index = index_of[future.key]
             result: TaskResult = future.result()
             results[index] = result
-            manifest.put(index, result.to_json())
+            manifest.put(index, result)
     return [r for r in results if r is not None], workers
 
 

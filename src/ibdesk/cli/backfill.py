@@ -7,13 +7,17 @@ line (or the one dry-run JSON object). Everything else goes to the logger (stder
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import typer
+from rich.progress import Progress
 
 from ibdesk.backfill.orchestrator import (
     BackfillOptions,
+    TaskResult,
     discover_tasks,
     estimate_only,
     run_backfill,
@@ -95,6 +99,21 @@ def build_filter(
         end=end_day,
         symbols=tuple(s.strip().upper() for s in symbols or () if s.strip()),
     )
+
+
+@contextmanager
+def task_progress(total: int) -> Iterator[Callable[[TaskResult], None]]:
+    """A rich progress bar on stderr when it is a terminal; otherwise the log lines suffice."""
+    if not runtime.is_terminal() or total == 0:
+        yield lambda _result: None
+        return
+    with Progress(console=runtime.stderr, transient=True) as progress:
+        bar = progress.add_task("backfill", total=total)
+
+        def advance(result: TaskResult) -> None:
+            progress.update(bar, advance=1, description=f"{result.task.symbol} {result.status}")
+
+        yield advance
 
 
 def register(app: typer.Typer) -> None:
@@ -185,7 +204,10 @@ def register(app: typer.Typer) -> None:
         def show_estimate(cost_usd: float, count: int) -> None:
             typer.echo(f"ESTIMATE cost_usd={cost_usd:.4f} tasks={count}", err=True)
 
-        summary = run_backfill(settings, tasks, options, on_estimate=show_estimate)
+        with task_progress(len(tasks)) as advance:
+            summary = run_backfill(
+                settings, tasks, options, on_estimate=show_estimate, on_result=advance
+            )
         typer.echo(summary.summary_line())
         if strict and summary.failed:
             raise typer.Exit(1)

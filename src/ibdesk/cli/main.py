@@ -11,7 +11,7 @@ from ibdesk import __version__
 from ibdesk.cli import analyze as analyze_cli
 from ibdesk.cli import backfill as backfill_cli
 from ibdesk.cli import data as data_cli
-from ibdesk.cli import doctor, gateway, record
+from ibdesk.cli import doctor, gateway, record, run
 from ibdesk.cli import sim as sim_cli
 from ibdesk.cli.framework import new_app
 
@@ -42,6 +42,7 @@ sim_cli.register(app)
 backfill_cli.register(app)
 gateway.register(app)
 record.register(app)
+run.register(app)
 data_cli.register(app)
 analyze_cli.register(app)
 

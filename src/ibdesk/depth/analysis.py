@@ -306,7 +306,8 @@ def _zero_nan(values: FloatArray) -> FloatArray:
 
 @dataclass(frozen=True, slots=True)
 class Groups:
-    """Per-key reductions of rows sorted by key: sums, and the last non-NaN value."""
+    """Per-key reductions of rows sorted by key: sums (of 1-D or 2-D row arrays), and the
+    last non-NaN value."""
 
     keys: IntArray
     sums: dict[str, FloatArray]
@@ -395,53 +396,49 @@ class BookAccumulator:
         if n > 1 and bool(np.any(ts[1:] < ts[:-1])):
             order = np.argsort(ts, kind="stable").astype(np.int64)
             ts = ts[order]
-        raw: dict[str, FloatArray] = {}
+        levels = self._levels
+        size_names = [f"bid_sz_{k:02d}" for k in range(levels)]
+        size_names += [f"ask_sz_{k:02d}" for k in range(levels)]
+        # One (rows, 2·levels) matrix of sizes, missing = 0: bids first, then asks.
+        sizes = (
+            chunk.select(pl.col(size_names).cast(pl.Float64).fill_nan(0.0).fill_null(0.0))
+            .to_numpy()
+            .astype(np.float64, copy=False)
+        )
+        if order is not None:
+            sizes = sizes[order]
+        bids, asks = sizes[:, :levels], sizes[:, levels:]
 
-        def col(name: str) -> FloatArray:
-            if name not in raw:
-                values = _floats(chunk, name)
-                raw[name] = values[order] if order is not None else values
-            return raw[name]
+        def prices(name: str) -> FloatArray:
+            values = _floats(chunk, name)
+            return values[order] if order is not None else values
 
         self.rows += n
-        bid0, ask0 = col("bid_px_00"), col("ask_px_00")
+        bid0, ask0 = prices("bid_px_00"), prices("ask_px_00")
         both = ~(np.isnan(bid0) | np.isnan(ask0))
         with np.errstate(invalid="ignore"):
             mid = np.where(both, (bid0 + ask0) / 2.0, np.nan)
             spread = np.where(both, ask0 - bid0, np.nan)
-            micro_off = np.where(
-                both,
-                microprice(bid0, _zero_nan(col("bid_sz_00")), ask0, _zero_nan(col("ask_sz_00")))
-                - mid,
-                np.nan,
-            )
+            micro_off = np.where(both, microprice(bid0, bids[:, 0], ask0, asks[:, 0]) - mid, np.nan)
 
-        sums: dict[str, FloatArray] = {"rows": np.ones(n)}
+        sums: dict[str, FloatArray] = {"rows": np.ones(n), "sizes": sizes}
         for name, values in (("spread", spread), ("micro", micro_off)):
             present = ~np.isnan(values)
             sums[f"{name}_sum"] = np.where(present, values, 0.0)
             sums[f"{name}_n"] = present.astype(np.float64)
-        bid_cum = np.zeros(n)
-        ask_cum = np.zeros(n)
-        top = min(5, self._levels) - 1
-        for k in range(self._levels):
-            bid_sz = _zero_nan(col(f"bid_sz_{k:02d}"))
-            ask_sz = _zero_nan(col(f"ask_sz_{k:02d}"))
-            sums[f"bsz_{k}"], sums[f"asz_{k}"] = bid_sz, ask_sz
-            bid_cum = bid_cum + bid_sz
-            ask_cum = ask_cum + ask_sz
-            for label, at in (("1", 0), ("5", top), ("all", self._levels - 1)):
-                if k == at:
-                    sums[f"bid_{label}_sum"], sums[f"ask_{label}_sum"] = bid_cum, ask_cum
-                    imb = imbalance(bid_cum, ask_cum)
-                    present = ~np.isnan(imb)
-                    sums[f"imb_{label}_sum"] = np.where(present, imb, 0.0)
-                    sums[f"imb_{label}_n"] = present.astype(np.float64)
+        for label, depth in (("1", 1), ("5", min(5, levels)), ("all", levels)):
+            bid_total = bids[:, :depth].sum(axis=1)
+            ask_total = asks[:, :depth].sum(axis=1)
+            sums[f"bid_{label}_sum"], sums[f"ask_{label}_sum"] = bid_total, ask_total
+            imb = imbalance(bid_total, ask_total)
+            present = ~np.isnan(imb)
+            sums[f"imb_{label}_sum"] = np.where(present, imb, 0.0)
+            sums[f"imb_{label}_n"] = present.astype(np.float64)
 
         prev_both = np.concatenate(([self._prev.get("both", 0.0) > 0], both[:-1]))
         pair_ok = both & prev_both
         for k in range(self._ofi_levels):
-            arrays = [col(f"{p}_{k:02d}") for p in _SIDES]
+            arrays = [prices(f"bid_px_{k:02d}"), bids[:, k], prices(f"ask_px_{k:02d}"), asks[:, k]]
             prevs = [
                 np.concatenate(([self._prev.get(f"{p}_{k}", np.nan)], a[:-1]))
                 for p, a in zip(_SIDES, arrays, strict=True)
@@ -572,12 +569,8 @@ class BookAccumulator:
                 bid_depth=sums["bid_all_sum"] / rows,
                 ask_depth=sums["ask_all_sum"] / rows,
                 ofi=sums["ofi_0"],
-                bid_size_by_level=np.column_stack(
-                    [sums[f"bsz_{k}"] / rows for k in range(self._levels)]
-                ),
-                ask_size_by_level=np.column_stack(
-                    [sums[f"asz_{k}"] / rows for k in range(self._levels)]
-                ),
+                bid_size_by_level=sums["sizes"][:, : self._levels] / rows[:, None],
+                ask_size_by_level=sums["sizes"][:, self._levels :] / rows[:, None],
             )
 
 
@@ -598,13 +591,15 @@ def _spread_stats(
     weights = np.minimum(np.append(gaps, last_gap), float(max_gap_ns))[valid]
     weight_total = float(weights.sum())
     tw = float(weights @ values) / weight_total if weight_total > 0 else float(values.mean())
+    median, p95 = (float(q) for q in np.percentile(values, [50.0, P95]))
+    median_bps, p95_bps = (float(q) for q in np.percentile(bps, [50.0, P95]))
     return SpreadStats(
         mean=float(values.mean()),
-        median=float(np.median(values)),
-        p95=float(np.percentile(values, P95)),
+        median=median,
+        p95=p95,
         mean_bps=_none_if_nan(float(bps.mean())),
-        median_bps=_none_if_nan(float(np.median(bps))),
-        p95_bps=_none_if_nan(float(np.percentile(bps, P95))),
+        median_bps=_none_if_nan(median_bps),
+        p95_bps=_none_if_nan(p95_bps),
         time_weighted_mean=tw,
         rows=count,
     )

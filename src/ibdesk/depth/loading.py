@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -226,7 +227,30 @@ def select_day(
 def iter_snapshot_chunks(
     selection: DaySelection, chunk_rows: int = DEFAULT_CHUNK_ROWS
 ) -> Iterator[pl.DataFrame]:
-    """The selected snapshot rows in file order, `chunk_rows` at a time (ts and levels only)."""
+    """The selected snapshot rows in file order, `chunk_rows` at a time (ts and levels only).
+
+    The next chunk is read in a background thread while the caller works on the current
+    one (Parquet decoding releases the GIL), so at most two chunks are in memory.
+    """
+    return _read_ahead(_snapshot_chunks(selection, chunk_rows))
+
+
+_END = object()
+
+
+def _read_ahead(chunks: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ibdesk-depth-read") as pool:
+        pending = pool.submit(next, chunks, _END)
+        while True:
+            item = pending.result()
+            if item is _END:
+                return
+            pending = pool.submit(next, chunks, _END)
+            assert isinstance(item, pl.DataFrame)
+            yield item
+
+
+def _snapshot_chunks(selection: DaySelection, chunk_rows: int) -> Iterator[pl.DataFrame]:
     columns = ["ts", *level_columns(selection.levels)]
     for day_file in selection.snapshots:
         for path in day_file.physical:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 from ib_async import IB, BarData, Contract
@@ -25,6 +26,7 @@ from ibdesk.ib.pacing import HistoricalRequestKey, PacingScheduler, plan_chunks,
 from ibdesk.store.schemas import bars_schema
 
 log = logging.getLogger(__name__)
+ET = ZoneInfo("America/New_York")
 perf_log = logging.getLogger("ibdesk.performance")
 
 MAX_PACING_RETRIES = 5
@@ -52,8 +54,9 @@ def bars_to_table(symbol: str, bars: Sequence[BarData]) -> pa.Table:
         if isinstance(moment, datetime):
             ts.append(moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC))
         else:
+            # A daily bar is dated by its session: it starts at midnight ET of that date.
             assert isinstance(moment, date)
-            ts.append(datetime(moment.year, moment.month, moment.day, tzinfo=UTC))
+            ts.append(datetime(moment.year, moment.month, moment.day, tzinfo=ET).astimezone(UTC))
     columns = {
         "ts": pa.array(ts, pa.timestamp("ns", tz="UTC")),
         "symbol": pa.array([symbol] * len(bars), pa.string()),

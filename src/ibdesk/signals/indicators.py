@@ -36,6 +36,7 @@ NY_TZ = "America/New_York"
 PREMARKET_START_S = 4 * 3600
 RTH_START_S = 9 * 3600 + 30 * 60
 RTH_END_S = 16 * 3600
+SECONDS_PER_DAY = 86_400
 
 DAY_KEYS = ("symbol", "session_date")
 
@@ -62,27 +63,31 @@ def to_frame(bars: pa.Table | pl.DataFrame) -> pl.DataFrame:
     """Bars as a polars frame sorted by (symbol, ts) with New York session columns.
 
     Adds `session_date` (New York date), `tod_s` (seconds after New York midnight of the
-    bar start), `is_rth` and `is_premarket`.
+    bar start), `is_rth`, `is_premarket` and `day_id` (a number per symbol and day).
     """
     frame = bars if isinstance(bars, pl.DataFrame) else pl.DataFrame(pl.from_arrow(bars))
-    local = pl.col("ts").dt.convert_time_zone(NY_TZ)
-    tod_s = (
-        local.dt.hour().cast(pl.Int64) * 3600
-        + local.dt.minute().cast(pl.Int64) * 60
-        + local.dt.second().cast(pl.Int64)
-    )
-    return (
+    local = pl.col("_local")  # New York wall-clock time, naive: field access is arithmetic
+    frame = (
         frame.sort(["symbol", "ts"])
-        .with_columns(session_date=local.dt.date(), tod_s=tod_s)
+        .with_columns(_local=pl.col("ts").dt.convert_time_zone(NY_TZ).dt.replace_time_zone(None))
         .with_columns(
-            is_rth=(pl.col("tod_s") >= RTH_START_S) & (pl.col("tod_s") < RTH_END_S),
-            is_premarket=(pl.col("tod_s") >= PREMARKET_START_S) & (pl.col("tod_s") < RTH_START_S),
+            session_date=local.dt.date(),
+            tod_s=(local.dt.epoch("s") % SECONDS_PER_DAY).cast(pl.Int64),
         )
+        .drop("_local")
+    )
+    new_day = (pl.col("symbol") != pl.col("symbol").shift(1)) | (
+        pl.col("session_date") != pl.col("session_date").shift(1)
+    )
+    return frame.with_columns(
+        is_rth=(pl.col("tod_s") >= RTH_START_S) & (pl.col("tod_s") < RTH_END_S),
+        is_premarket=(pl.col("tod_s") >= PREMARKET_START_S) & (pl.col("tod_s") < RTH_START_S),
+        day_id=new_day.fill_null(True).cast(pl.Int64).cum_sum(),
     )
 
 
 def _session_frame(bars: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    if isinstance(bars, pl.DataFrame) and {"session_date", "tod_s", "is_rth"} <= set(bars.columns):
+    if isinstance(bars, pl.DataFrame) and {"session_date", "tod_s", "day_id"} <= set(bars.columns):
         return bars
     return to_frame(bars)
 
@@ -91,8 +96,8 @@ def with_vwap(bars: pa.Table | pl.DataFrame) -> pl.DataFrame:
     """Adds `vwap`, anchored at the first bar of each New York day (see module docstring)."""
     frame = _session_frame(bars)
     typical = (pl.col("high") + pl.col("low") + pl.col("close")) / 3.0
-    cum_pv = (typical * pl.col("volume")).cum_sum().over(DAY_KEYS)
-    cum_v = pl.col("volume").cum_sum().over(DAY_KEYS)
+    cum_pv = (typical * pl.col("volume")).cum_sum().over("day_id")
+    cum_v = pl.col("volume").cum_sum().over("day_id")
     return frame.with_columns(vwap=pl.when(cum_v > 0).then(cum_pv / cum_v).otherwise(None))
 
 
@@ -140,8 +145,8 @@ def with_opening_range(bars: pa.Table | pl.DataFrame, minutes: int = 5) -> pl.Da
     end_s = RTH_START_S + minutes * 60
     in_range = pl.col("is_rth") & (pl.col("tod_s") < end_s)
     return frame.with_columns(
-        or_high=pl.col("high").filter(in_range).max().over(DAY_KEYS),
-        or_low=pl.col("low").filter(in_range).min().over(DAY_KEYS),
+        or_high=pl.col("high").filter(in_range).max().over("day_id"),
+        or_low=pl.col("low").filter(in_range).min().over("day_id"),
         or_complete=pl.col("is_rth") & (pl.col("tod_s") >= end_s),
     )
 
@@ -150,15 +155,16 @@ def with_premarket_levels(bars: pa.Table | pl.DataFrame) -> pl.DataFrame:
     """Adds `pm_high` and `pm_low` of the day's 04:00-09:30 bars (null when there are none)."""
     frame = _session_frame(bars)
     return frame.with_columns(
-        pm_high=pl.col("high").filter(pl.col("is_premarket")).max().over(DAY_KEYS),
-        pm_low=pl.col("low").filter(pl.col("is_premarket")).min().over(DAY_KEYS),
+        pm_high=pl.col("high").filter(pl.col("is_premarket")).max().over("day_id"),
+        pm_low=pl.col("low").filter(pl.col("is_premarket")).min().over("day_id"),
     )
 
 
 def daily_gaps(
     bars: pa.Table | pl.DataFrame, previous_close: Mapping[str, float] | None = None
 ) -> pl.DataFrame:
-    """One row per (symbol, session_date): `day_open`, `day_close`, `prev_close`, `gap_pct`.
+    """One row per symbol and day: `day_id`, `symbol`, `session_date`, `day_open`,
+    `day_close`, `prev_close`, `gap_pct`, in (symbol, date) order.
 
     `day_open`/`day_close` are the first RTH open and last RTH close (null for a day with no
     RTH bar). `previous_close` gives the close before the first day in the data (for
@@ -167,12 +173,14 @@ def daily_gaps(
     frame = _session_frame(bars)
     rth = pl.col("is_rth")
     days = (
-        frame.group_by(DAY_KEYS, maintain_order=True)
+        frame.group_by("day_id", maintain_order=True)
         .agg(
+            symbol=pl.col("symbol").first(),
+            session_date=pl.col("session_date").first(),
             day_open=pl.col("open").filter(rth).first(),
             day_close=pl.col("close").filter(rth).last(),
         )
-        .sort(list(DAY_KEYS))
+        .sort("day_id")
     )
     given = pl.DataFrame(
         {
@@ -181,11 +189,11 @@ def daily_gaps(
         },
         schema={"symbol": pl.String, "given_prev_close": pl.Float64},
     )
-    first_day = pl.int_range(pl.len()).over("symbol") == 0
-    days = days.join(given, on="symbol", how="left").with_columns(
-        prev_close=pl.when(first_day)
+    first_day = pl.col("symbol") != pl.col("symbol").shift(1)
+    days = days.join(given, on="symbol", how="left", maintain_order="left").with_columns(
+        prev_close=pl.when(first_day.fill_null(True))
         .then(pl.col("given_prev_close"))
-        .otherwise(pl.col("day_close").shift(1).over("symbol"))
+        .otherwise(pl.col("day_close").shift(1))
     )
     gap = (pl.col("day_open") - pl.col("prev_close")) / pl.col("prev_close") * 100.0
     return days.drop("given_prev_close").with_columns(
@@ -198,48 +206,52 @@ def with_gap(
 ) -> pl.DataFrame:
     """Adds the day's `prev_close` and `gap_pct` (see `daily_gaps`) to every bar."""
     frame = _session_frame(bars)
-    gaps = daily_gaps(frame, previous_close).select([*DAY_KEYS, "prev_close", "gap_pct"])
-    return frame.join(gaps, on=list(DAY_KEYS), how="left", maintain_order="left")
-
-
-def _rvol_one_symbol(
-    day_codes: np.ndarray, tod_s: np.ndarray, volume: np.ndarray, lookback: int
-) -> np.ndarray:
-    out = np.full(len(volume), np.nan)
-    bounds = np.flatnonzero(np.diff(day_codes)) + 1
-    starts = np.concatenate(([0], bounds))
-    ends = np.concatenate((bounds, [len(volume)]))
-    cum = [np.cumsum(volume[s:e]) for s, e in zip(starts, ends, strict=True)]
-    tods = [tod_s[s:e] for s, e in zip(starts, ends, strict=True)]
-    for day in range(1, len(starts)):
-        previous = range(max(0, day - lookback), day)
-        total = np.zeros(len(tods[day]))
-        for prior in previous:
-            idx = np.searchsorted(tods[prior], tods[day], side="right") - 1
-            total += np.where(idx >= 0, cum[prior][np.maximum(idx, 0)], 0.0)
-        average = total / len(previous)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(average > 0, cum[day] / average, np.nan)
-        out[starts[day] : ends[day]] = ratio
-    return out
+    if frame.height == 0:
+        return frame.with_columns(
+            prev_close=pl.lit(None, dtype=pl.Float64), gap_pct=pl.lit(None, dtype=pl.Float64)
+        )
+    gaps = daily_gaps(frame, previous_close)
+    row_day = frame.get_column("day_id") - 1  # day_id numbers days 1, 2, ... in frame order
+    return frame.with_columns(
+        prev_close=gaps.get_column("prev_close").gather(row_day),
+        gap_pct=gaps.get_column("gap_pct").gather(row_day),
+    )
 
 
 def with_rvol(bars: pa.Table | pl.DataFrame, lookback_days: int = 10) -> pl.DataFrame:
-    """Adds `cum_volume` (of the day so far) and `rvol` (see module docstring)."""
+    """Adds `cum_volume` (of the day so far) and `rvol` (see module docstring).
+
+    Vectorized as-of lookups: rows are keyed (symbol, day position, time of day) in sorted
+    order, so the same time on the day k days earlier is one `searchsorted` per k.
+    """
     frame = _session_frame(bars)
-    frame = frame.with_columns(cum_volume=pl.col("volume").cum_sum().over(DAY_KEYS))
-    rvol = np.full(frame.height, np.nan)
-    symbols = frame.get_column("symbol").to_numpy()
-    day_codes = frame.get_column("session_date").rank("dense").to_numpy()
+    frame = frame.with_columns(cum_volume=pl.col("volume").cum_sum().over("day_id"))
+    if frame.height == 0:
+        return frame.with_columns(rvol=pl.lit(None, dtype=pl.Float64))
+    symbol_code = frame.get_column("symbol").rank("dense").cast(pl.Int64).to_numpy()
+    day_id = frame.get_column("day_id").to_numpy()
+    first_day_of_symbol = np.maximum.accumulate(
+        np.where(np.r_[True, symbol_code[1:] != symbol_code[:-1]], day_id, 0)
+    )
+    day_pos = day_id - first_day_of_symbol
     tod_s = frame.get_column("tod_s").to_numpy()
-    volume = frame.get_column("volume").to_numpy()
-    bounds = np.flatnonzero(symbols[1:] != symbols[:-1]) + 1
-    starts = np.concatenate(([0], bounds))
-    ends = np.concatenate((bounds, [frame.height]))
-    for start, end in zip(starts, ends, strict=True):
-        rvol[start:end] = _rvol_one_symbol(
-            day_codes[start:end], tod_s[start:end], volume[start:end], lookback_days
+    cum = frame.get_column("cum_volume").to_numpy()
+    span = int(day_pos.max()) + 1
+    keys = (symbol_code * span + day_pos) * SECONDS_PER_DAY + tod_s
+    total = np.zeros(frame.height)
+    for lag in range(1, lookback_days + 1):
+        target = day_pos - lag
+        query = (symbol_code * span + target) * SECONDS_PER_DAY + tod_s
+        idx = np.searchsorted(keys, query, side="right") - 1
+        safe = np.maximum(idx, 0)
+        found = (
+            (idx >= 0) & (target >= 0) & (keys[safe] // SECONDS_PER_DAY == query // SECONDS_PER_DAY)
         )
+        total += np.where(found, cum[safe], 0.0)
+    previous_days = np.minimum(day_pos, lookback_days)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        average = total / previous_days
+        rvol = np.where((previous_days > 0) & (average > 0), cum / average, np.nan)
     return frame.with_columns(rvol=pl.Series("rvol", rvol).fill_nan(None))
 
 
@@ -250,7 +262,7 @@ def compute_indicators(
 ) -> pl.DataFrame:
     """Every indicator of this module on `bars`, one frame sorted by (symbol, ts).
 
-    Columns added: session_date, tod_s, is_rth, is_premarket, vwap, ema_{fast}, ema_{slow},
+    Columns added: session_date, tod_s, is_rth, is_premarket, day_id, vwap, ema_{fast}, ema_{slow},
     tr, atr_{period}, or_high, or_low, or_complete, pm_high, pm_low, prev_close, gap_pct,
     cum_volume, rvol.
     """

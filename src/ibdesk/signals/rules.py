@@ -28,7 +28,7 @@ from enum import StrEnum
 import polars as pl
 import pyarrow as pa
 
-from ibdesk.signals.indicators import DAY_KEYS, IndicatorConfig, compute_indicators
+from ibdesk.signals.indicators import IndicatorConfig, compute_indicators
 from ibdesk.store.schemas import signals_schema
 
 
@@ -97,7 +97,7 @@ def infer_bar_s(frame: pl.DataFrame) -> int:
 
 
 def _first_of_day(condition: pl.Expr) -> pl.Expr:
-    return condition & (condition.cast(pl.Int32).cum_sum().over(DAY_KEYS) == 1)
+    return condition & (condition.cast(pl.Int32).cum_sum().over("day_id") == 1)
 
 
 def _fmt(expr: pl.Expr) -> pl.Expr:

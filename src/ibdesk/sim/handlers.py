@@ -180,7 +180,7 @@ def req_mkt_data(conn: Connection, reader: FieldReader) -> None:
 
     reader.skip(1)
     req_id = reader.int()
-    ref, ticker = _contract(conn, reader, req_id)
+    _ref, ticker = _contract(conn, reader, req_id)
     if ticker is None:
         return
     if reader.bool():  # delta-neutral contract
@@ -213,7 +213,7 @@ def req_mkt_depth(conn: Connection, reader: FieldReader) -> None:
 
     reader.skip(1)
     req_id = reader.int()
-    ref, ticker = _contract(conn, reader, req_id)
+    _ref, ticker = _contract(conn, reader, req_id)
     if ticker is None:
         return
     rows = max(1, min(reader.int(), MIN_LEVELS))
@@ -249,7 +249,7 @@ def req_tick_by_tick(conn: Connection, reader: FieldReader) -> None:
     from ibdesk.sim.server import TickByTickSub
 
     req_id = reader.int()
-    ref, ticker = _contract(conn, reader, req_id)
+    _ref, ticker = _contract(conn, reader, req_id)
     if ticker is None:
         return
     kind = reader.str()
@@ -342,8 +342,12 @@ def req_historical_data(conn: Connection, reader: FieldReader) -> None:
             conn.flush()
             return
         if not len(bars) and not keep_up_to_date:
-            conn.error(req_id, 162, "Historical Market Data Service error message:"
-                       "HMDS query returned no data: " + ticker.symbol)
+            conn.error(
+                req_id,
+                162,
+                "Historical Market Data Service error message:"
+                "HMDS query returned no data: " + ticker.symbol,
+            )
             conn.pacing.close(req_id)
             conn.flush()
             return
@@ -438,7 +442,7 @@ def cancel_scanner_subscription(conn: Connection, reader: FieldReader) -> None:
 # -- orders -----------------------------------------------------------------------------------
 def place_order(conn: Connection, reader: FieldReader) -> None:
     order_id = reader.int()
-    ref, ticker = _contract(conn, reader, order_id)
+    _ref, ticker = _contract(conn, reader, order_id)
     if ticker is None:
         return
     reader.skip(2)  # secIdType, secId

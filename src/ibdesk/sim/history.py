@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -478,7 +479,7 @@ def _regroup(daily: BarSet, days: list[date], request: BarRequest) -> BarSet:
     starts = group_days(days, request.bar_size.unit)
     bounds = [*starts, len(days)]
     rows = []
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in pairwise(bounds):
         if request.what is WhatToShow.TRADES:
             vol = int(daily.volume[a:b].sum())
             wap = (
