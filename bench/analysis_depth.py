@@ -184,8 +184,9 @@ def baseline(root: Path, day: date) -> dict[str, Any]:
         later = tr[["ts"]].assign(ts=tr["ts"] + pd.Timedelta(seconds=h))
         tr[f"mid_{h}"] = pd.merge_asof(later, mids, on="ts")["mid"].to_numpy()
         tr.loc[later["ts"] > df["ts"].iloc[-1], f"mid_{h}"] = np.nan
-    tick = np.sign(tr["price"].diff()).replace(0, np.nan).ffill().fillna(0)
-    quote = np.sign(tr["price"] - tr["mid"]).fillna(0)
+    tick = pd.Series(np.sign(tr["price"].diff()), index=tr.index)
+    tick = tick.replace(0, np.nan).ffill().fillna(0)
+    quote = pd.Series(np.sign(tr["price"] - tr["mid"]), index=tr.index).fillna(0)
     lee_ready = np.where(quote != 0, quote, tick)
     d = np.where(tr["side"] == "B", 1, np.where(tr["side"] == "S", -1, lee_ready))
     tr["d"] = d
@@ -203,7 +204,7 @@ def baseline(root: Path, day: date) -> dict[str, Any]:
     kyle, kyle_r2 = _ols(sv_at.diff().iloc[1:].to_numpy(), d_mid.to_numpy())
 
     tr["tick"] = (tr["price"] / TICK).round()
-    profile = tr.groupby("tick")["size"].sum().sort_index()
+    profile = pd.Series(tr.groupby("tick")["size"].sum()).sort_index()
     vols = profile.to_numpy()
     poc = int(np.argmax(vols))
     lo = hi = poc
@@ -311,7 +312,7 @@ def row(name: str, times: list[float], base: list[float] | None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=470_000)
     parser.add_argument("--levels", type=int, default=20)
     parser.add_argument("--trades", type=int, default=60_000)
@@ -325,7 +326,9 @@ def main() -> None:
         child(args.child, args.root, args.day)
         return
 
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
+    )
     with tempfile.TemporaryDirectory(prefix="ibdesk-bench-") as tmp:
         root = Path(tmp)
         days = make_days(root, args.days, args.rows, args.levels, args.trades)

@@ -483,3 +483,52 @@ def test_stitching_overlapping_slices_gives_back_the_series(
     pieces = [full.slice(min(start, n - 1), length) for start, length in slices] + [full]
     random.Random(n).shuffle(pieces)
     assert stitch_bars(pieces).equals(full)
+
+
+def weekday_sessions(first: datetime, days: int) -> list[tuple[datetime, datetime]]:
+    """(open, close) of every weekday from `first` (a date at 00:00 UTC) for `days` days."""
+    out = []
+    for d in range(days):
+        day = first + timedelta(days=d)
+        if day.weekday() < 5:
+            out.append((day.replace(hour=14, minute=30), day.replace(hour=21)))
+    return out
+
+
+SESSIONS = weekday_sessions(datetime(2024, 1, 1, tzinfo=UTC), 120)
+
+
+def test_session_chunks_skip_closed_days() -> None:
+    chunks = plan_chunks("30 D", "1 min", datetime(2024, 3, 29, 21, 0, tzinfo=UTC), SESSIONS)
+    assert len(chunks) == 30
+    assert all(str(c.duration) == "1 D" for c in chunks)
+    assert all(c.end_utc.weekday() < 5 and c.end_utc.hour == 21 for c in chunks)
+    assert len({c.end_utc for c in chunks}) == 30
+    assert chunks[0].end_utc == datetime(2024, 2, 19, 21, 0, tzinfo=UTC)  # 30 sessions back
+
+
+def test_session_chunks_from_a_weekend_end_at_fridays_close() -> None:
+    saturday = datetime(2024, 3, 30, 12, 0, tzinfo=UTC)
+    chunks = plan_chunks("2 D", "1 min", saturday, SESSIONS)
+    assert [c.end_utc for c in chunks] == [
+        datetime(2024, 3, 28, 21, 0, tzinfo=UTC),
+        datetime(2024, 3, 29, 21, 0, tzinfo=UTC),
+    ]
+
+
+def test_session_chunks_end_inside_an_open_session() -> None:
+    midday = datetime(2024, 3, 28, 17, 0, tzinfo=UTC)
+    chunks = plan_chunks("2 D", "1 min", midday, SESSIONS)
+    assert [c.end_utc for c in chunks] == [datetime(2024, 3, 27, 21, 0, tzinfo=UTC), midday]
+
+
+def test_session_chunks_of_two_minute_bars_take_two_sessions_each() -> None:
+    chunks = plan_chunks("1 W", "2 mins", datetime(2024, 3, 29, 21, 0, tzinfo=UTC), SESSIONS)
+    assert [str(c.duration) for c in chunks] == ["1 D", "2 D", "2 D"]
+    assert chunks[0].end_utc == datetime(2024, 3, 25, 21, 0, tzinfo=UTC)
+
+
+def test_session_chunks_stop_at_the_first_known_session() -> None:
+    few = SESSIONS[:3]
+    chunks = plan_chunks("30 D", "1 min", datetime(2024, 1, 31, tzinfo=UTC), few)
+    assert [c.end_utc for c in chunks] == [close for _, close in few]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 import pytest
 
@@ -9,6 +11,7 @@ from ibdesk.signals.indicators import (
     IndicatorConfig,
     compute_indicators,
     daily_gaps,
+    previous_closes,
     to_frame,
     with_atr,
     with_ema,
@@ -185,3 +188,16 @@ def test_compute_indicators_uses_configured_periods() -> None:
 def test_indicator_config_rejects_nonsense_periods() -> None:
     with pytest.raises(ValueError, match="ema_fast"):
         IndicatorConfig(ema_fast=0)
+
+
+def test_previous_closes_from_daily_bars() -> None:
+    daily = make_bars(
+        [
+            flat("2024-03-01 00:00", 98),  # New York midnight stamp (05:00 UTC)
+            flat("2024-03-04 00:00", 100),
+            flat("2024-03-05 00:00", 105),  # the session itself: not before it
+        ]
+    )
+    assert previous_closes(daily, date(2024, 3, 5)) == {"AAPL": 100.0}
+    assert previous_closes(daily, date(2024, 3, 1)) == {}
+    assert previous_closes(make_bars([]), date(2024, 3, 5)) == {}

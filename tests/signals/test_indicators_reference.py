@@ -36,7 +36,7 @@ def random_bars(seed: int, days: int) -> pa.Table:
                 c = max(1.0, price + float(rng.normal(0, 0.4)))
                 h = max(o, c) + float(rng.uniform(0, 0.3))
                 low = min(o, c) - float(rng.uniform(0, 0.3))
-                volume = float(rng.choice([0, rng.integers(1, 5000)]))
+                volume = 0.0 if rng.random() < 0.3 else float(rng.integers(1, 5000))
                 stamp = (start + timedelta(minutes=minute)).strftime("%Y-%m-%d %H:%M")
                 rows.append((stamp, o, h, low, c, volume))
                 price = c

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import pytest
-from ib_async import IB, Stock
+from ib_async import IB, Stock, TickByTickBidAsk
 
 FAST = [{"events_per_s": 600.0}]
 
@@ -45,7 +45,7 @@ def test_snapshot_returns_once_with_a_quote(ib: IB, tsla: Stock) -> None:
 def test_tick_by_tick_all_last_matches_the_tape(sim: Any, ib: IB, tsla: Stock) -> None:
     ticker = ib.reqTickByTickData(tsla, "AllLast")
     seen: list[tuple[float, float]] = []
-    ticker.updateEvent += lambda t: seen.extend((x.price, x.size) for x in t.tickByTicks)
+    ticker.updateEvent.connect(lambda t: seen.extend((x.price, x.size) for x in t.tickByTicks))
     ib.sleep(1.0)
     sim.pause()
     ib.sleep(0.3)
@@ -64,4 +64,5 @@ def test_tick_by_tick_bid_ask_follows_the_top_of_book(sim: Any, ib: IB, tsla: St
     last = ticker.tickByTicks[-1] if ticker.tickByTicks else None
     truth = sim.book("TSLA", 1)
     assert last is not None
+    assert isinstance(last, TickByTickBidAsk)
     assert (last.bidPrice, last.askPrice) == (truth.bids[0][0], truth.asks[0][0])

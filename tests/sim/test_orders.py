@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ib_async import IB, LimitOrder, MarketOrder, Stock, StopLimitOrder, StopOrder, Trade
+from ib_async import (
+    IB,
+    LimitOrder,
+    MarketOrder,
+    Order,
+    Stock,
+    StopLimitOrder,
+    StopOrder,
+    Trade,
+)
 
 FAST = [{"events_per_s": 300.0}]
 
@@ -92,7 +101,7 @@ def test_untransmitted_parent_is_held_until_a_child_transmits(
 
 def test_oca_group_cancels_the_others_on_a_fill(ib: IB, tsla: Stock, sim: Any) -> None:
     ask = sim.book("TSLA", 1).asks[0][0]
-    orders = [LimitOrder("BUY", 10, ask - 20), LimitOrder("BUY", 10, ask)]
+    orders: list[Order] = [LimitOrder("BUY", 10, ask - 20), LimitOrder("BUY", 10, ask)]
     oca = ib.oneCancelsAll(orders, "grp-1", 1)
     trades = [ib.placeOrder(tsla, o) for o in oca]
     _wait(ib, trades[1], "Filled")

@@ -6,6 +6,7 @@ other modules add their `data` commands (e.g. `update`) to it.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import math
@@ -22,11 +23,13 @@ from ibdesk.cli import runtime
 from ibdesk.cli.framework import new_app
 from ibdesk.describe import output_schema
 from ibdesk.errors import UserInputError
+from ibdesk.ib.gateway import start_sim_process
 from ibdesk.store import export as export_mod
 from ibdesk.store import inventory, migrate, query
 from ibdesk.store.bars import normalize_bar_size
 from ibdesk.store.layout import bar_size_folder
 from ibdesk.store.readers import DataKind
+from ibdesk.update import UpdateSummary, update_bars
 
 data_app = new_app("data", "Data store: SQL queries, inventory, CSV backup, Excel migration.")
 
@@ -363,6 +366,84 @@ def migrate_excel_command(
     for failed in report.failed:
         runtime.stderr.print(f"not converted: {failed.path}: {failed.error}")
     if report.failed:
+        raise typer.Exit(1)
+
+
+_UPDATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "per symbol: the days checked, gaps found, requests made, bars added",
+    "properties": {
+        "bar_size": {"type": "string"},
+        "failed": {"type": "array", "items": {"type": "string"}},
+        "symbols": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "first_day": {"type": "string"},
+                    "last_day": {"type": "string"},
+                    "gaps": {"type": "integer"},
+                    "requests": {"type": "integer"},
+                    "bars_added": {"type": "integer"},
+                    "error": {"type": ["string", "null"]},
+                },
+            },
+        },
+    },
+    "required": ["bar_size", "failed", "symbols"],
+}
+
+
+@data_app.command("update")
+@output_schema(_UPDATE_SCHEMA)
+def update(
+    symbols: list[str] | None = typer.Option(
+        None, "--symbols", help="Symbols to update (default: every symbol stored at this bar size)."
+    ),
+    bar_size: str = typer.Option(
+        "1 min", "--bar-size", help='IB bar size, e.g. "1 min", "5 mins".'
+    ),
+    days: int = typer.Option(5, "--days", help="Days back for a symbol with nothing stored yet."),
+    port: int | None = typer.Option(None, "--port", help="Gateway port; default auto-detect."),
+    sim: bool = typer.Option(False, "--sim", help="Fetch from the built-in simulator."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Bring stored bars up to date, fetching only the missing regular-hours ranges (paced)."""
+    settings = runtime.start()
+
+    async def main() -> UpdateSummary:
+        if not (sim or settings.force_fake_ib):
+            return await update_bars(
+                settings, symbols=symbols, bar_size=bar_size, lookback_days=days, port=port
+            )
+        process = await start_sim_process(settings)
+        try:
+            local = settings.model_copy(update={"ib_host": process.host})
+            return await update_bars(
+                local, symbols=symbols, bar_size=bar_size, lookback_days=days, port=process.port
+            )
+        finally:
+            process.stop()
+
+    summary = asyncio.run(main())
+    if as_json:
+        typer.echo(json.dumps(summary.to_json(), indent=2))
+    else:
+        table = Table(title=f"data update ({summary.bar_size})")
+        for column in ("symbol", "days", "gaps", "requests", "bars added", "error"):
+            table.add_column(column)
+        for symbol, result in summary.symbols.items():
+            days_text = f"{result.first_day}..{result.last_day}" if result.first_day else "-"
+            table.add_row(
+                symbol,
+                days_text,
+                str(result.gaps),
+                str(result.requests),
+                str(result.bars_added),
+                result.error or "",
+            )
+        runtime.stdout.print(table)
+    if summary.failed:
         raise typer.Exit(1)
 
 

@@ -61,6 +61,9 @@ def register(app: typer.Typer) -> None:
         symbols: list[str] | None = typer.Option(
             None, "--symbols", help="Restrict the universe to these symbols (default: all)."
         ),
+        rate: float = typer.Option(
+            50.0, "--rate", min=0.0, help="Book events per second per subscribed symbol."
+        ),
         fault: list[str] | None = typer.Option(
             None, "--fault", help="Scheduled fault KIND@SECONDS[:DURATION], e.g. restart@60:10."
         ),
@@ -87,6 +90,7 @@ def register(app: typer.Typer) -> None:
             speed=speed,
             depth_cap=depth_cap,
             symbols=tuple(t.symbol for t in chosen) if symbols else (),
+            events_per_s=rate,
         )
         try:
             asyncio.run(_serve(config, faults))

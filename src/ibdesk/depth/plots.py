@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from matplotlib.figure import Figure
 from plotly.subplots import make_subplots
 
-from ibdesk.depth.analysis import DepthAnalysis, FloatArray, IntArray
+from ibdesk.depth.analysis import NS_PER_MINUTE, DepthAnalysis, FloatArray, IntArray
 
 MAX_POINTS = 5_000
 PNG_DPI = 110
@@ -75,7 +75,12 @@ def _mid_spread_png(analysis: DepthAnalysis, title: str, path: Path) -> Path:
     top.plot(times, book.mid[pick], linewidth=0.8, color="tab:blue")
     top.set_ylabel("mid ($)")
     top.set_title(f"{title}: mid and spread")
-    bottom.plot(times, book.spread_usd[pick], linewidth=0.6, color="tab:red")
+    bottom.plot(times, book.spread_usd[pick], linewidth=0.4, color="tab:red", alpha=0.3)
+    dyn = book.dynamics
+    if len(dyn.minute_ns) > 1:
+        minutes = _times(dyn.minute_ns + NS_PER_MINUTE // 2)
+        bottom.plot(minutes, dyn.spread_mean, color="tab:red", label="per-minute mean")
+        bottom.legend(loc="upper right")
     bottom.set_ylabel("spread ($)")
     bottom.set_xlabel("time (UTC)")
     figure.autofmt_xdate()

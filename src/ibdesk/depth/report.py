@@ -10,8 +10,10 @@ so the JSON is strict. Rendering to a terminal or plots lives elsewhere.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -29,6 +31,9 @@ from ibdesk.depth.analysis import (
     analyze,
 )
 from ibdesk.store.layout import Source
+
+log = logging.getLogger("ibdesk.depth")
+perf_log = logging.getLogger("ibdesk.performance")
 
 NUMBER_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
 INTEGER: dict[str, Any] = {"type": "integer", "minimum": 0}
@@ -55,14 +60,34 @@ def analyze_day(
 ) -> DayReport:
     """Select the day's files, stream the snapshots through the analysis, build the report."""
     params = params or AnalysisParams()
+    started = time.perf_counter()
     selection = loading.select_day(level2_root, symbol, day, choice)
+    log.info(
+        "analyze-depth %s %s: source %s of %s, %d snapshot file(s), %d trades file(s)",
+        symbol,
+        selection.day,
+        selection.source.value,
+        ",".join(s.value for s in selection.sources),
+        len(selection.snapshots),
+        len(selection.trades),
+    )
     result = analyze(
         loading.iter_snapshot_chunks(selection, chunk_rows),
         loading.read_trades(selection),
         selection.levels,
         params,
     )
-    return DayReport(selection, result, build_report(selection, result))
+    report = build_report(selection, result)
+    perf_log.info(
+        "analyze-depth %s %s rows=%d trades=%d levels=%d seconds=%.3f",
+        symbol,
+        selection.day,
+        result.rows,
+        result.trades,
+        result.levels,
+        time.perf_counter() - started,
+    )
+    return DayReport(selection, result, report)
 
 
 # --------------------------------------------------------------------------- values

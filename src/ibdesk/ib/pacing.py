@@ -26,7 +26,14 @@ import numpy as np
 import pyarrow as pa
 
 from ibdesk.errors import UserInputError
-from ibdesk.ib.durations import BarSize, Duration, max_duration, parse_bar_size, parse_duration
+from ibdesk.ib.durations import (
+    BarSize,
+    Duration,
+    DurationUnit,
+    max_duration,
+    parse_bar_size,
+    parse_duration,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +338,10 @@ class HistoricalChunk:
 
 
 def plan_chunks(
-    duration: Duration | str, bar_size: BarSize | str, end_utc: datetime
+    duration: Duration | str,
+    bar_size: BarSize | str,
+    end_utc: datetime,
+    sessions: Sequence[tuple[datetime, datetime]] | None = None,
 ) -> list[HistoricalChunk]:
     """Split `duration` of `bar_size` bars ending at `end_utc` into requests IB allows.
 
@@ -339,6 +349,13 @@ def plan_chunks(
     from `end_utc` without gaps and are returned oldest first; the oldest may be shorter. A
     duration IB serves at once stays one chunk. Answers may overlap at the edges:
     `stitch_bars` removes the duplicates.
+
+    By default days are calendar days. IB counts `D` in trading sessions; pass the
+    exchange's `sessions` as aware (open, close) pairs in ascending order to plan in
+    sessions instead: when the per-request limit is in days (1-2 min bars) and the duration
+    in days or weeks (a week = 5 sessions), chunks end at session closes (or at `end_utc`
+    inside a session still open) and cover `limit` sessions each, so no request falls on a
+    closed day and no session is fetched twice.
     """
     if end_utc.tzinfo is None:
         raise ValueError("end_utc must be timezone-aware")
@@ -347,6 +364,9 @@ def plan_chunks(
     limit = max_duration(bar)
     if total.calendar_s <= limit.calendar_s:
         return [HistoricalChunk(end_utc, total)]
+    day_units = (DurationUnit.DAYS, DurationUnit.WEEKS)
+    if sessions is not None and limit.unit is DurationUnit.DAYS and total.unit in day_units:
+        return _plan_session_chunks(int(total.sessions), limit, end_utc, sessions)
     step_s = limit.calendar_s
     unit_s = Duration(1, limit.unit).calendar_s
     chunks: list[HistoricalChunk] = []
@@ -357,6 +377,26 @@ def plan_chunks(
         end = end_utc - timedelta(seconds=covered_s)
         chunks.append(HistoricalChunk(end, Duration(count, limit.unit)))
         covered_s += step_s
+    chunks.reverse()
+    return chunks
+
+
+def _plan_session_chunks(
+    count: int,
+    limit: Duration,
+    end_utc: datetime,
+    sessions: Sequence[tuple[datetime, datetime]],
+) -> list[HistoricalChunk]:
+    if any(o.tzinfo is None or c.tzinfo is None for o, c in sessions):
+        raise ValueError("sessions must be timezone-aware (open, close) pairs")
+    ends = [min(close, end_utc) for open_, close in sessions if open_ < end_utc]
+    ends.reverse()  # newest first
+    chunks: list[HistoricalChunk] = []
+    covered = 0
+    while covered < min(count, len(ends)):
+        size = min(limit.count, count - covered)
+        chunks.append(HistoricalChunk(ends[covered], Duration(size, DurationUnit.DAYS)))
+        covered += limit.count
     chunks.reverse()
     return chunks
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -199,6 +200,28 @@ def daily_gaps(
     return days.drop("given_prev_close").with_columns(
         gap_pct=pl.when(pl.col("prev_close") > 0).then(gap).otherwise(None)
     )
+
+
+def previous_closes(daily_bars: pa.Table | pl.DataFrame, before: date) -> dict[str, float]:
+    """Each symbol's last daily close dated strictly before `before` (for `previous_close`).
+
+    A daily bar's date is taken from its `ts` in UTC, which is right whether the bar is
+    stamped at midnight UTC or at midnight New York (05:00/04:00 UTC).
+    """
+    frame = (
+        daily_bars
+        if isinstance(daily_bars, pl.DataFrame)
+        else pl.DataFrame(pl.from_arrow(daily_bars))
+    )
+    if frame.height == 0:
+        return {}
+    last = (
+        frame.filter(pl.col("ts").dt.convert_time_zone("UTC").dt.date() < before)
+        .sort(["symbol", "ts"])
+        .group_by("symbol", maintain_order=True)
+        .agg(pl.col("close").last())
+    )
+    return dict(zip(last.get_column("symbol"), last.get_column("close"), strict=True))
 
 
 def with_gap(

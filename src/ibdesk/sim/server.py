@@ -63,6 +63,7 @@ FARM_OK = (
 )
 MARKET_MAKERS = ("NSDQ", "ARCA", "BATS", "EDGX", "IEX", "MEMX")
 _LEN = 4
+MAX_EVENTS_PER_TICK = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -674,6 +675,9 @@ class SimServer:
             market.pending += rate * elapsed_s
             count = int(market.pending)
             market.pending -= count
+            if count > MAX_EVENTS_PER_TICK:  # behind (a slow loop): drop the backlog
+                count = MAX_EVENTS_PER_TICK
+                market.pending = 0.0
             step = market.book.step
             for _ in range(count):
                 step()
