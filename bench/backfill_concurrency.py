@@ -6,9 +6,11 @@
   efficiency = serial wall / (workers x parallel wall)
 
 The vendor (loopback server, with its DBN encoding and zstd) runs in a separate process,
-as the real one is remote: its CPU is not charged to the client. Target >= 85%. The default `--interval-ms 1000` keeps per-task CPU (snapshot + Parquet)
-small next to the latency, which is what this benchmark isolates; pass 100 to see the
-CPU-bound case on a small machine.
+as the real one is remote: its CPU is not charged to the client. Target >= 85%.
+The default `--interval-ms 1000` keeps per-task CPU (snapshot + Parquet) small next to
+the latency, which is what this benchmark isolates; pass 100 to see the CPU-bound case
+on a small machine. The load average is printed: other work on the machine steals the
+CPU the parallel run needs and lowers the efficiency.
 
 Run: .venv/bin/python bench/backfill_concurrency.py [--tasks 200] [--workers 8]
      [--latency-ms 150] [--repeat 3] [--serial-repeat 1] [--interval-ms 1000]
@@ -27,6 +29,8 @@ import tempfile
 import time
 import warnings
 from datetime import date
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -119,6 +123,7 @@ def main() -> None:
         med = statistics.median(times)
         print(f"{name:24s} {med:9.3f} {min(times):8.3f} {max(times):8.3f} {med / args.tasks:7.3f}")
     efficiency = serial_wall / (args.workers * parallel_wall)
+    print(f"load average (1/5/15 min) after the runs: {os.getloadavg()} on {os.cpu_count()} CPUs")
     print(
         f"speed-up {serial_wall / parallel_wall:.2f}x; parallel efficiency "
         f"{efficiency:.1%} (target >= 85%)"

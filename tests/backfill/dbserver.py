@@ -94,6 +94,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     detail: str = "injected fault"
     empty: bool = False
+    empty_body: bool = False
     truncated: bool = False
     latency_s: float = 0.0
     times: int = 1
@@ -303,6 +304,9 @@ class DatabentoTestServer:
                     body = server.dbn_body(
                         symbol or "", start_ns, end_ns, empty=bool(fault and fault.empty)
                     )
+                    if fault is not None and fault.empty_body:
+                        self._send(200, b"", content_type="application/octet-stream")
+                        return
                     if fault is not None and fault.truncated:
                         self._send(
                             200,

@@ -182,3 +182,14 @@ def test_nasdaq_itch_is_an_alias_with_a_warning(
         vendor = DatabentoVendor.from_settings(load_settings())
     assert vendor.dataset == "XNAS.ITCH"
     assert "alias" in caplog.text
+
+
+def test_metadata_only_and_zero_byte_answers_are_no_records(
+    book_server: DatabentoTestServer,
+) -> None:
+    book_server.fail("timeseries.get_range", empty=True)
+    book_server.fail("timeseries.get_range", empty_body=True)
+    vendor = vendor_for(book_server, SleepLog())
+    assert len(vendor.fetch("AAPL", START, END).records) == 0
+    assert len(vendor.fetch("AAPL", START, END).records) == 0
+    assert len(book_server.calls("timeseries.get_range")) == 2

@@ -43,6 +43,7 @@ def test_writes_snapshots_and_trades_with_one_get_range_per_task(
         "MSFT",
     ]
     assert seeded.calls("metadata.get_cost") == []
+    assert len(seeded.calls()) == 3  # one dataset range + one get_range per task, nothing else
     snaps = pq.read_table(databento_snapshots_path(data_root / "level2", "AAPL", DAY))
     assert snaps.num_rows == 72_000  # 09:00-11:00 ET at 100 ms
     assert pq.read_table(databento_trades_path(data_root / "level2", "AAPL", DAY)).num_rows > 0
@@ -196,3 +197,52 @@ def test_programmatic_api(
     assert [r["status"] for r in out["results"]] == ["skipped", "error"]
     assert out["exit_code"] == 1
     assert run_warrior_backfill(tasks[:1])["exit_code"] == 0
+
+
+def test_requests_follow_dst_in_march_and_november(seeded: DatabentoTestServer) -> None:
+    days = [date(2024, 3, 8), date(2024, 3, 11), date(2024, 11, 1), date(2024, 11, 4)]
+    for day in days[1:]:
+        seed_day(seeded, "AAPL", day)
+    run_backfill(
+        load_settings(), [BackfillTask("AAPL", d) for d in days], BackfillOptions(interval_ms=1000)
+    )
+    forms = sorted((c.form["start"], c.form["end"]) for c in seeded.calls("timeseries.get_range"))
+    assert forms == [
+        ("2024-03-08T13:55:00+00:00", "2024-03-08T16:00:00+00:00"),
+        ("2024-03-11T12:55:00+00:00", "2024-03-11T15:00:00+00:00"),
+        ("2024-11-01T12:55:00+00:00", "2024-11-01T15:00:00+00:00"),
+        ("2024-11-04T13:55:00+00:00", "2024-11-04T16:00:00+00:00"),
+    ]
+
+
+def test_trading_window_and_early_close_clamp_the_request(
+    seeded: DatabentoTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("L2_BACKFILL_WINDOW_ET", "08:00-14:00")
+    monkeypatch.setenv("L2_TRADING_WINDOW_ET", "09:30-16:00")
+    early_close = date(2024, 7, 3)  # the market closes at 13:00 ET
+    seed_day(seeded, "AAPL", early_close)
+    summary = run_backfill(
+        load_settings(), [BackfillTask("AAPL", early_close)], BackfillOptions(interval_ms=1000)
+    )
+    [call] = seeded.calls("timeseries.get_range")
+    assert (call.form["start"], call.form["end"]) == (
+        "2024-07-03T13:25:00+00:00",
+        "2024-07-03T17:00:00+00:00",
+    )
+    assert summary.results[0].rows == 12_600  # 09:30-13:00 ET at 1 s
+
+
+def test_leftover_temp_files_from_a_killed_run_are_removed(
+    seeded: DatabentoTestServer, data_root: Path
+) -> None:
+    final = databento_snapshots_path(data_root / "level2", "AAPL", DAY)
+    final.parent.mkdir(parents=True)
+    leftover = final.with_name(final.name + ".tmp")
+    leftover.write_bytes(b"half a parquet file")
+    summary = run_backfill(
+        load_settings(), [BackfillTask("AAPL", DAY)], BackfillOptions(interval_ms=1000)
+    )
+    assert statuses(summary.results) == ["WRITE"]
+    assert not leftover.exists()
+    assert pq.read_table(final).num_rows == 7200

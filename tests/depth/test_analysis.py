@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import polars as pl
 import pytest
 
 from ibdesk.depth import analysis
@@ -378,3 +379,11 @@ def test_empty_trades_give_null_impact() -> None:
     assert result.price_impact.kyle_lambda is None
     assert all(v is None for v in result.price_impact.realized_spread_bps.values())
     assert not math.isnan(result.ofi_total)
+
+
+def test_nan_sizes_count_as_empty_like_nulls() -> None:
+    with_null = book([(0.0, [(10.0, 100.0), (9.99, None)], [(10.01, 50.0), (10.02, 70.0)])])  # type: ignore[list-item]
+    with_nan = with_null.with_columns(bid_sz_01=pl.Series([float("nan")]))
+    expected = analyze([with_null], None, 2).book.depth
+    assert analyze([with_nan], None, 2).book.depth == expected
+    assert expected.bid_size_all == 100.0

@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from ibdesk.depth import synthetic
@@ -169,3 +170,16 @@ def test_trades_of_another_source_are_not_used(tmp_path: Path) -> None:
     assert chosen.source is Source.IBKR
     assert chosen.trades == ()
     assert read_trades(chosen) is None
+
+
+def test_small_row_groups_are_merged_and_handed_out_in_chunks(tmp_path: Path) -> None:
+    table = synthetic.snapshots_table(SPEC, "ibkr")
+    path = tmp_path / "AAPL" / "2024-01-02_snapshots_143000.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(table, path, row_group_size=30)
+    chosen = select_day(tmp_path, "AAPL", DAY)
+    frames = list(iter_snapshot_chunks(chosen, chunk_rows=64))
+    assert max(f.height for f in frames) <= 64
+    whole = pl.concat(frames)
+    assert whole.get_column("ask_sz_04").to_list() == table.column("ask_sz_04").to_pylist()
+    assert whole.columns[0] == "ts"

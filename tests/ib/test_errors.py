@@ -44,6 +44,7 @@ INFO, WARNING, REQUEST, CONN = (
         (2106, INFO),
         (2107, INFO),
         (2108, INFO),
+        (2110, CONN),
         (2157, CONN),
         (2158, INFO),
     ],

@@ -9,6 +9,7 @@ import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,3 +150,76 @@ def test_docker_mode_passes_secrets_by_environment_only(
     assert result.exit_code == 1
     assert "docker run failed" in result.stderr
     assert "s3cret-pw" not in result.stdout + result.stderr
+
+
+def test_ready_succeeds_on_a_live_sim(sim: Any) -> None:
+    result = invoke(["gateway", "ready", "--port", str(sim.port), "--json"])
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["ready"] is True
+    assert payload["is_sim"] is True
+    assert payload["server_version"] == 178
+
+
+def test_start_attaches_to_a_running_gateway_and_stop_leaves_it(sim: Any) -> None:
+    started = invoke(["gateway", "start", "--mode", "sim", "--port", str(sim.port)])
+    assert started.exit_code == 0, started.stderr
+    state = json.loads(started.stdout)
+    assert state["mode"] == "attach"
+    assert state["started_by_ibdesk"] is False
+    stopped = invoke(["gateway", "stop"])
+    assert "only attached" in stopped.stderr
+    assert invoke(["gateway", "ready", "--port", str(sim.port)]).exit_code == 0
+
+
+def test_sim_mode_starts_child_and_stop_ends_it() -> None:
+    port = _free_port()
+    started = invoke(["gateway", "start", "--mode", "sim", "--port", str(port), "--timeout", "60"])
+    assert started.exit_code == 0, started.stderr
+    state = json.loads(started.stdout)
+    assert state["started_by_ibdesk"] is True
+    assert invoke(["gateway", "status"]).exit_code == 0
+    assert invoke(["gateway", "stop"]).exit_code == 0
+    assert invoke(["gateway", "ready", "--port", str(port), "--timeout", "1"]).exit_code == 1
+
+
+def test_ibc_mode_with_stand_in_script(isolated_workdir: Path) -> None:
+    """A stand-in for IBC's ibcstart.sh records its call, then runs `ibdesk sim` in its place."""
+    port = _free_port()
+    record = isolated_workdir / "ibc-call.json"
+    script = _stand_in(
+        isolated_workdir / "ibcstart.sh",
+        "import json, os, sys\n"
+        "ini = next(a.split('=', 1)[1] for a in sys.argv if a.startswith('--ibc-ini='))\n"
+        "mode = oct(os.stat(ini).st_mode & 0o777)\n"
+        f"json.dump({{'argv': sys.argv, 'ini': open(ini).read(), 'mode': mode, 'ini_path': ini,"
+        f" 'env_pw': os.environ.get('IB_PASSWORD')}}, open({str(record)!r}, 'w'))\n"
+        "port = next(l.split('=')[1] for l in open(ini).read().splitlines()"
+        " if l.startswith('OverrideTwsApiPort='))\n"
+        "os.execv(sys.executable, [sys.executable, '-m', 'ibdesk', 'sim', '--port', port])\n",
+    )
+    env = {
+        "IB_GATEWAY_MODE": "ibc",
+        "IBC_START_SCRIPT": str(script),
+        "IB_USERNAME": "trader1",
+        "IB_PASSWORD": "s3cret-pw",
+        "DISPLAY": ":99",
+    }
+    started = invoke(["gateway", "start", "--port", str(port), "--timeout", "60"], env=env)
+    assert started.exit_code == 0, started.stderr
+    call = json.loads(record.read_text(encoding="utf-8"))
+    assert not any("s3cret-pw" in arg or "trader1" in arg for arg in call["argv"])
+    assert "IbPassword=s3cret-pw" in call["ini"]
+    assert "TradingMode=paper" in call["ini"]
+    assert call["mode"] == "0o600"
+    assert "--mode=paper" in call["argv"]
+    assert "s3cret-pw" not in started.stdout + started.stderr
+    ini = Path(call["ini_path"])
+    assert ini.exists()
+    assert invoke(["gateway", "ready", "--port", str(port)]).exit_code == 0
+    assert invoke(["gateway", "stop"], env=env).exit_code == 0
+    assert not ini.exists()
+    assert not ini.parent.exists()
+    assert invoke(["gateway", "ready", "--port", str(port), "--timeout", "1"]).exit_code == 1
+    for log in (isolated_workdir / "logs").glob("*"):
+        assert "s3cret-pw" not in log.read_text(encoding="utf-8", errors="replace")

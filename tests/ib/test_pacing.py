@@ -23,6 +23,7 @@ from ibdesk.ib.pacing import (
     IB_PACING_RULES,
     HistoricalChunk,
     HistoricalRequestKey,
+    PacingLedger,
     PacingRule,
     PacingRules,
     PacingScheduler,
@@ -532,3 +533,21 @@ def test_session_chunks_stop_at_the_first_known_session() -> None:
     few = SESSIONS[:3]
     chunks = plan_chunks("30 D", "1 min", datetime(2024, 1, 31, tzinfo=UTC), few)
     assert [c.end_utc for c in chunks] == [close for _, close in few]
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrivals_strategy)
+def test_the_sims_ledger_accepts_every_scheduled_request(arrivals: list[Arrival]) -> None:
+    """Client and server agree: the sim's `PacingLedger` (written separately) refuses nothing."""
+    sent, _ = run_scheduler(SMALL_RULES, arrivals)
+    ledger = PacingLedger(SMALL_RULES)
+    open_ids: set[int] = set()
+    for i, request in enumerate(sent):  # in send order; answers ending by now close first
+        for j in sorted(open_ids):
+            done_s = sent[j].done_s
+            if done_s is not None and done_s <= request.sent_s:
+                ledger.close(j)
+                open_ids.discard(j)
+        if ledger.applies_to(parse_bar_size(request.key.bar_size).seconds):
+            assert ledger.admit(request.key, request.sent_s, i) is None, (i, request.sent_s)
+            open_ids.add(i)

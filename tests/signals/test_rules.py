@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ibdesk.signals.indicators import IndicatorConfig
+from ibdesk.signals.indicators import IndicatorConfig, compute_indicators
 from ibdesk.signals.rules import (
     SIDE_OF,
     Side,
@@ -18,6 +18,7 @@ from ibdesk.signals.rules import (
     SignalConfig,
     SignalKind,
     generate_signals,
+    signals_from_indicators,
     signals_to_table,
 )
 from ibdesk.store.schemas import bars_schema, signals_schema
@@ -219,3 +220,10 @@ def test_signals_from_an_arrow_table_in_the_bars_schema() -> None:
     assert bars.schema.equals(bars_schema())
     kinds = {s.signal for s in generate_signals(bars)}
     assert kinds <= set(SignalKind)
+
+
+def test_signals_from_precomputed_indicators_match() -> None:
+    bars = random_bars(3, 2, ["AAA"])
+    config = SignalConfig(gap_min_pct=0.0, rvol_min=0.0)
+    frame = compute_indicators(bars, config.indicators)
+    assert signals_from_indicators(frame, config) == generate_signals(bars, config)

@@ -29,6 +29,7 @@ ENABLE_HINT = (
     "set DATABENTO_ENABLE_BACKFILL=1 and DATABENTO_API_KEY (and install databento) to enable it"
 )
 MAX_RETRY_AFTER_S = 300.0
+NO_RECORDS_DTYPE = np.dtype([("ts_recv", "u8"), ("flags", "u1"), ("action", "S1")])
 
 
 class VendorErrorKind(StrEnum):
@@ -281,14 +282,22 @@ class DatabentoVendor:
         _require_aware(start, end)
 
         def get() -> np.ndarray:
-            store = self._client.timeseries.get_range(
-                dataset=self.dataset,
-                symbols=[vendor_symbol],
-                schema=self.schema,
-                start=start,
-                end=end,
-                stype_in="raw_symbol",
-            )
+            try:
+                store = self._client.timeseries.get_range(
+                    dataset=self.dataset,
+                    symbols=[vendor_symbol],
+                    schema=self.schema,
+                    start=start,
+                    end=end,
+                    stype_in="raw_symbol",
+                )
+            except ValueError as exc:
+                # A 200 with a zero-byte body: the vendor sent nothing at all (not even
+                # the DBN header), which the SDK reports as a ValueError.
+                if "empty" not in str(exc):
+                    raise
+                log.info("get_range %s: empty response body", vendor_symbol)
+                return np.zeros(0, dtype=NO_RECORDS_DTYPE)
             records = store.to_ndarray()
             return records.reshape(-1) if records.ndim != 1 else records
 

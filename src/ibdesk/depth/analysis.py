@@ -211,7 +211,7 @@ def fit_ols(x: FloatArray, y: FloatArray) -> Fit:
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     resid = y - design @ coef
     ss_tot = float(np.sum((y - y.mean()) ** 2))
-    r2 = 1.0 - float(resid @ resid) / ss_tot if ss_tot > 0 else None
+    r2 = 1.0 - float(np.square(resid).sum()) / ss_tot if ss_tot > 0 else None
     varies = np.ptp(x2, axis=0) > 0
     betas = tuple(float(c) if v else None for c, v in zip(coef[1:], varies, strict=True))
     if not varies.any():
@@ -238,7 +238,23 @@ def _ts_ns(frame: pl.DataFrame) -> IntArray:
 
 def _floats(frame: pl.DataFrame, name: str) -> FloatArray:
     """Column as float64 with NaN for null (missing level)."""
-    return frame.get_column(name).cast(pl.Float64).to_numpy().astype(np.float64, copy=False)
+    series = frame.get_column(name)
+    if series.dtype != pl.Float64:
+        series = series.cast(pl.Float64)
+    return series.to_numpy().astype(np.float64, copy=False)
+
+
+def _sizes(frame: pl.DataFrame, name: str) -> FloatArray:
+    """Size column as float64 with 0 for missing; zero-copy when nothing is missing."""
+    series = frame.get_column(name)
+    if series.dtype != pl.Float64:
+        series = series.cast(pl.Float64)
+    if series.null_count():
+        series = series.fill_null(0.0)
+    values = series.to_numpy()
+    if np.isnan(np.add.reduce(values)):  # one pass, no temporary, for the common no-NaN case
+        return np.where(np.isnan(values), 0.0, values)
+    return values
 
 
 def level_count(columns: list[str]) -> int:
@@ -397,17 +413,13 @@ class BookAccumulator:
             order = np.argsort(ts, kind="stable").astype(np.int64)
             ts = ts[order]
         levels = self._levels
-        size_names = [f"bid_sz_{k:02d}" for k in range(levels)]
-        size_names += [f"ask_sz_{k:02d}" for k in range(levels)]
-        # One (rows, 2·levels) matrix of sizes, missing = 0: bids first, then asks.
-        sizes = (
-            chunk.select(pl.col(size_names).cast(pl.Float64).fill_nan(0.0).fill_null(0.0))
-            .to_numpy()
-            .astype(np.float64, copy=False)
-        )
-        if order is not None:
-            sizes = sizes[order]
-        bids, asks = sizes[:, :levels], sizes[:, levels:]
+
+        def sizes(name: str) -> FloatArray:
+            values = _sizes(chunk, name)
+            return values[order] if order is not None else values
+
+        bids = [sizes(f"bid_sz_{k:02d}") for k in range(levels)]
+        asks = [sizes(f"ask_sz_{k:02d}") for k in range(levels)]
 
         def prices(name: str) -> FloatArray:
             values = _floats(chunk, name)
@@ -419,31 +431,37 @@ class BookAccumulator:
         with np.errstate(invalid="ignore"):
             mid = np.where(both, (bid0 + ask0) / 2.0, np.nan)
             spread = np.where(both, ask0 - bid0, np.nan)
-            micro_off = np.where(both, microprice(bid0, bids[:, 0], ask0, asks[:, 0]) - mid, np.nan)
+            micro_off = np.where(both, microprice(bid0, bids[0], ask0, asks[0]) - mid, np.nan)
 
-        sums: dict[str, FloatArray] = {"rows": np.ones(n), "sizes": sizes}
+        sums: dict[str, FloatArray] = {"rows": np.ones(n)}
+        sums.update((f"bsz_{k}", bids[k]) for k in range(levels))
+        sums.update((f"asz_{k}", asks[k]) for k in range(levels))
         for name, values in (("spread", spread), ("micro", micro_off)):
             present = ~np.isnan(values)
             sums[f"{name}_sum"] = np.where(present, values, 0.0)
             sums[f"{name}_n"] = present.astype(np.float64)
-        for label, depth in (("1", 1), ("5", min(5, levels)), ("all", levels)):
-            bid_total = bids[:, :depth].sum(axis=1)
-            ask_total = asks[:, :depth].sum(axis=1)
-            sums[f"bid_{label}_sum"], sums[f"ask_{label}_sum"] = bid_total, ask_total
-            imb = imbalance(bid_total, ask_total)
-            present = ~np.isnan(imb)
-            sums[f"imb_{label}_sum"] = np.where(present, imb, 0.0)
-            sums[f"imb_{label}_n"] = present.astype(np.float64)
+        bid_total, ask_total = np.zeros(n), np.zeros(n)
+        for k in range(levels):
+            bid_total = bid_total + bids[k]
+            ask_total = ask_total + asks[k]
+            for label, depth in (("1", 1), ("5", min(5, levels)), ("all", levels)):
+                if k + 1 == depth:
+                    sums[f"bid_{label}_sum"], sums[f"ask_{label}_sum"] = bid_total, ask_total
+                    imb = imbalance(bid_total, ask_total)
+                    present = ~np.isnan(imb)
+                    sums[f"imb_{label}_sum"] = np.where(present, imb, 0.0)
+                    sums[f"imb_{label}_n"] = present.astype(np.float64)
 
-        prev_both = np.concatenate(([self._prev.get("both", 0.0) > 0], both[:-1]))
-        pair_ok = both & prev_both
+        pair_ok = np.empty(n, dtype=bool)
+        pair_ok[0] = both[0] and self._prev.get("both", 0.0) > 0
+        pair_ok[1:] = both[1:] & both[:-1]
         for k in range(self._ofi_levels):
-            arrays = [prices(f"bid_px_{k:02d}"), bids[:, k], prices(f"ask_px_{k:02d}"), asks[:, k]]
-            prevs = [
-                np.concatenate(([self._prev.get(f"{p}_{k}", np.nan)], a[:-1]))
-                for p, a in zip(_SIDES, arrays, strict=True)
-            ]
-            e = ofi_contribution(*arrays, *prevs)
+            arrays = [prices(f"bid_px_{k:02d}"), bids[k], prices(f"ask_px_{k:02d}"), asks[k]]
+            carry = [np.array([self._prev.get(f"{p}_{k}", np.nan)]) for p in _SIDES]
+            e = np.empty(n)
+            # the first row pairs with the previous chunk's last row; the rest within the chunk
+            e[:1] = ofi_contribution(*(a[:1] for a in arrays), *carry)
+            e[1:] = ofi_contribution(*(a[1:] for a in arrays), *(a[:-1] for a in arrays))
             sums[f"ofi_{k}"] = np.where(pair_ok & ~np.isnan(e), e, 0.0)
             for p, a in zip(_SIDES, arrays, strict=True):
                 self._prev[f"{p}_{k}"] = float(a[-1])
@@ -569,8 +587,12 @@ class BookAccumulator:
                 bid_depth=sums["bid_all_sum"] / rows,
                 ask_depth=sums["ask_all_sum"] / rows,
                 ofi=sums["ofi_0"],
-                bid_size_by_level=sums["sizes"][:, : self._levels] / rows[:, None],
-                ask_size_by_level=sums["sizes"][:, self._levels :] / rows[:, None],
+                bid_size_by_level=np.column_stack(
+                    [sums[f"bsz_{k}"] / rows for k in range(self._levels)]
+                ),
+                ask_size_by_level=np.column_stack(
+                    [sums[f"asz_{k}"] / rows for k in range(self._levels)]
+                ),
             )
 
 
@@ -590,7 +612,9 @@ def _spread_stats(
     last_gap = float(np.median(gaps)) if len(gaps) else 1.0
     weights = np.minimum(np.append(gaps, last_gap), float(max_gap_ns))[valid]
     weight_total = float(weights.sum())
-    tw = float(weights @ values) / weight_total if weight_total > 0 else float(values.mean())
+    tw = (
+        float((weights * values).sum()) / weight_total if weight_total > 0 else float(values.mean())
+    )
     median, p95 = (float(q) for q in np.percentile(values, [50.0, P95]))
     median_bps, p95_bps = (float(q) for q in np.percentile(bps, [50.0, P95]))
     return SpreadStats(
@@ -689,7 +713,7 @@ def trade_direction(price: FloatArray, side: npt.NDArray[Any], mid_before: Float
 
 def _vw_mean(values: FloatArray, weights: FloatArray) -> float | None:
     total = float(weights.sum())
-    return float(weights @ values) / total if total > 0 else None
+    return float((weights * values).sum()) / total if total > 0 else None  # no BLAS threads
 
 
 def _asof(ts: IntArray, values: FloatArray, at: IntArray, *, strict: bool) -> FloatArray:

@@ -88,6 +88,7 @@ IB_ERROR_CODES: dict[int, IbCodeInfo] = {
     2106: IbCodeInfo(_I, IbRecovery.NONE, "historical data farm connection is OK"),
     2107: IbCodeInfo(_I, IbRecovery.NONE, "historical data farm inactive, available on demand"),
     2108: IbCodeInfo(_I, IbRecovery.NONE, "market data farm inactive, available on demand"),
+    2110: IbCodeInfo(_C, IbRecovery.NONE, "connectivity between TWS and server is broken"),
     2119: IbCodeInfo(_I, IbRecovery.NONE, "market data farm is connecting"),
     2137: IbCodeInfo(_W, IbRecovery.NONE, "order cross-side warning"),
     2157: IbCodeInfo(_C, IbRecovery.NONE, "security definition data farm connection is broken"),

@@ -233,6 +233,17 @@ def generate_signals(
     """
     cfg = config or SignalConfig()
     frame = compute_indicators(bars, cfg.indicators, previous_close)
+    return signals_from_indicators(frame, cfg, bar_s=bar_s)
+
+
+def signals_from_indicators(
+    frame: pl.DataFrame, config: SignalConfig | None = None, *, bar_s: int | None = None
+) -> list[Signal]:
+    """Like `generate_signals`, on a frame `compute_indicators` already made (same config).
+
+    Lets a caller that also shows the indicators compute them once.
+    """
+    cfg = config or SignalConfig()
     step_s = infer_bar_s(frame) if bar_s is None else bar_s
     fired = signal_frame(frame, cfg)
     offset = timedelta(seconds=step_s)

@@ -8,6 +8,7 @@ cents. Deterministic for a seed.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,11 @@ TradeListener = Callable[[int, int, int], None]
 
 MIN_LEVELS = 25
 _LOT = 100
+# Row chosen for adds/cancels: geometric (mean ~4 rows from the top), drawn by table lookup
+# because this is the hot path (one draw per event).
+_ROW_TABLE: tuple[int, ...] = tuple(
+    min(int(-4.0 * math.log(1.0 - (i + 0.5) / 512)), 40) for i in range(512)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +68,11 @@ def _ignore_trade(price_c: int, size: int, aggressor: int) -> None:
 class LiveBook:
     """One symbol's book: `px[side]` sorted best first, `sz[side]` sizes in shares."""
 
-    __slots__ = ("_rng", "lot", "on_change", "on_trade", "px", "sz")
+    __slots__ = ("_rnd", "_rng", "lot", "on_change", "on_trade", "px", "sz")
 
     def __init__(self, mid_c: int, seed: int, *, small_cap: bool = False, levels: int = MIN_LEVELS):
         self._rng = random.Random(seed)
+        self._rnd = self._rng.random
         self.lot = _LOT * (5 if small_cap else 1)
         mid_c = max(mid_c, levels * 3 + 2)
         r = self._rng
@@ -84,7 +91,7 @@ class LiveBook:
         self.on_trade: TradeListener = _ignore_trade
 
     def _lots(self) -> int:
-        return self.lot * self._rng.randint(1, 30)
+        return self.lot * (1 + int(self._rnd() * 30))
 
     @property
     def best_bid_c(self) -> int:
@@ -107,13 +114,15 @@ class LiveBook:
     # -- events ----------------------------------------------------------------------------
     def step(self) -> None:
         """Apply one random event (add, cancel, new level, market order)."""
-        r = self._rng
-        u = r.random()
-        side = r.randint(0, 1)
-        if u < 0.35:
-            self._add(side, min(int(r.expovariate(0.25)), len(self.px[side]) - 1))
-        elif u < 0.62:
-            self._cancel(side, min(int(r.expovariate(0.25)), len(self.px[side]) - 1))
+        rnd = self._rnd
+        u = rnd()
+        side = 1 if rnd() < 0.5 else 0
+        if u < 0.62:
+            row = min(_ROW_TABLE[int(rnd() * 512)], len(self.px[side]) - 1)
+            if u < 0.35:
+                self._add(side, row)
+            else:
+                self._cancel(side, row)
         elif u < 0.84:
             self._new_level(side)
         else:
@@ -150,7 +159,7 @@ class LiveBook:
                 return
             self._insert(side, 0, price, self._lots())
         while len(prices) < MIN_LEVELS:
-            step = self._rng.randint(1, 2)
+            step = 1 if self._rnd() < 0.5 else 2
             price = prices[-1] - step if side == BookSide.BID else prices[-1] + step
             if price < 1:
                 return
@@ -162,20 +171,20 @@ class LiveBook:
         self.on_change(side, DepthOp.INSERT, position, price, size)
 
     def _new_level(self, side: int) -> None:
-        r = self._rng
+        rnd = self._rnd
         bid, ask = self.px[BookSide.BID][0], self.px[BookSide.ASK][0]
-        if ask - bid > 1 and r.random() < 0.7:
-            offset = r.randint(1, ask - bid - 1)
+        if ask - bid > 1 and rnd() < 0.7:
+            offset = 1 + int(rnd() * (ask - bid - 1))
             price = bid + offset if side == BookSide.BID else ask - offset
             self._insert(side, 0, price, self._lots())
             return
         prices = self.px[side]
         sign = -1 if side == BookSide.BID else 1
         for position in range(1, min(len(prices), 12)):
-            if abs(prices[position] - prices[position - 1]) > 1 and r.random() < 0.5:
+            if abs(prices[position] - prices[position - 1]) > 1 and rnd() < 0.5:
                 self._insert(side, position, prices[position - 1] + sign, self._lots())
                 return
-        price = prices[-1] + sign * r.randint(1, 2)
+        price = prices[-1] + sign * (1 if rnd() < 0.5 else 2)
         if price >= 1:
             self._insert(side, len(prices), price, self._lots())
 

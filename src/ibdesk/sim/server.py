@@ -102,12 +102,40 @@ class SimClock:
 # -- subscriptions ---------------------------------------------------------------------------
 @dataclass(slots=True, eq=False)
 class DepthSub:
+    """A depth subscription; its message pieces are precomputed (this is the hot path)."""
+
     conn: Connection
     req_id: int
     rows: int
     smart: bool
     prefix: str
     silent: bool = False
+    parts: tuple[tuple[str, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.parts = tuple(tuple(f"\0{op}\0{side}\0" for op in range(3)) for side in range(2))
+
+    def encode(self, position: int, op: int, side: int, price_c: int, size: int) -> bytes:
+        """updateMktDepth `12,1,id,pos,op,side,px,size` or L2 `13,1,id,pos,mm,op,side,px,size,1`."""
+        price = _PRICES.get(price_c) or _price(price_c)
+        if self.smart:
+            mm = MARKET_MAKERS[price_c % 6]
+            body = f"{self.prefix}{position}\0{mm}{self.parts[side][op]}{price}\0{size}\x001\0"
+        else:
+            body = f"{self.prefix}{position}{self.parts[side][op]}{price}\0{size}\0"
+        data = body.encode()
+        return len(data).to_bytes(4, "big") + data
+
+
+_PRICES: dict[int, str] = {}
+
+
+def _price(price_c: int) -> str:
+    """A price in cents as IB text (`316.8`), cached: the same few hundred prices recur."""
+    text = str(price_c / 100)
+    if len(_PRICES) < 1_000_000:
+        _PRICES[price_c] = text
+    return text
 
 
 @dataclass(slots=True, eq=False)
@@ -207,33 +235,31 @@ class Market:
 
     # -- book listeners (hot path) ----------------------------------------------------------
     def _on_change(self, side: int, op: int, position: int, price_c: int, size: int) -> None:
+        """Translate one book change into each depth subscription's row operations.
+
+        A subscription shows the top `rows` rows. An insert into a full view first deletes
+        its last row; a delete pulls the next row up into the last position. Each view is
+        then a subset of the (uncrossed) book at every step.
+        """
         book = self.book
         for sub in self.depth_subs:
             rows = sub.rows
             if position >= rows or sub.silent:
                 continue
             out = sub.conn.out
-            prefix = sub.prefix
             if op == 1:
-                out += _depth(prefix, position, 1, side, price_c, size, sub.smart)
+                out += sub.encode(position, 1, side, price_c, size)
             elif op == 0:
                 prices = book.px[side]
                 if len(prices) - 1 >= rows:
-                    out += _depth(prefix, rows - 1, 2, side, prices[rows], 0, sub.smart)
-                out += _depth(prefix, position, 0, side, price_c, size, sub.smart)
+                    out += sub.encode(rows - 1, 2, side, prices[rows], 0)
+                out += sub.encode(position, 0, side, price_c, size)
             else:
-                out += _depth(prefix, position, 2, side, price_c, 0, sub.smart)
+                out += sub.encode(position, 2, side, price_c, 0)
                 prices = book.px[side]
                 if len(prices) >= rows:
-                    out += _depth(
-                        prefix,
-                        rows - 1,
-                        0,
-                        side,
-                        prices[rows - 1],
-                        book.sz[side][rows - 1],
-                        sub.smart,
-                    )
+                    last = rows - 1
+                    out += sub.encode(last, 0, side, prices[last], book.sz[side][last])
         if position == 0:
             self._top_changed(side)
 
@@ -330,14 +356,8 @@ class Market:
         book = self.book
         for side in (BookSide.ASK, BookSide.BID):
             for position in range(min(sub.rows, len(book.px[side]))):
-                out += _depth(
-                    sub.prefix,
-                    position,
-                    0,
-                    side,
-                    book.px[side][position],
-                    book.sz[side][position],
-                    sub.smart,
+                out += sub.encode(
+                    position, 0, side, book.px[side][position], book.sz[side][position]
                 )
         return bytes(out)
 
@@ -356,21 +376,9 @@ class Market:
         return bytes(out)
 
 
-def _depth(
-    prefix: str, position: int, op: int, side: int, price_c: int, size: int, smart: bool
-) -> bytes:
-    if smart:
-        body = (
-            f"{prefix}{position}\0{MARKET_MAKERS[price_c % 6]}\0{op}\0{side}\0"
-            f"{price_c / 100}\0{size}\0{1}\0"
-        ).encode()
-    else:
-        body = f"{prefix}{position}\0{op}\0{side}\0{price_c / 100}\0{size}\0".encode()
-    return len(body).to_bytes(_LEN, "big") + body
-
-
 def _tick_price(req_id: int, tick_type: int, price_c: int, size: int) -> bytes:
-    body = f"1\x006\0{req_id}\0{tick_type}\0{price_c / 100}\0{size}\0{0}\0".encode()
+    price = _PRICES.get(price_c) or _price(price_c)
+    body = f"1\x006\0{req_id}\0{tick_type}\0{price}\0{size}\x000\0".encode()
     return len(body).to_bytes(_LEN, "big") + body
 
 
