@@ -269,13 +269,15 @@ def check_agreement(root: Path, day: date) -> None:
     print(f"agreement: candidate and baseline match on {len(CHECKS)} key metrics")
 
 
-def time_runs(fn: Callable[[], object], reps: int) -> list[float]:
-    times = []
+def time_runs(fn: Callable[[], object], reps: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds (all threads of this process) of `reps` runs."""
+    walls, cpus = [], []
     for _ in range(reps):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return times
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return walls, cpus
 
 
 def child(impl: str, root: Path, day: date) -> None:
@@ -305,10 +307,15 @@ def peak_growth(impl: str, root: Path, day: date) -> int:
     return int(json.loads(out.stdout.strip().splitlines()[-1])["peak_growth"])
 
 
-def row(name: str, times: list[float], base: list[float] | None) -> str:
-    med = statistics.median(times)
-    ratio = f"{statistics.median(base) / med:6.1f}x" if base else "     - "
-    return f"{name:<28} {med:8.2f} {min(times):8.2f} {max(times):8.2f}   {ratio}"
+def row(
+    name: str, runs: tuple[list[float], list[float]], base: tuple[list[float], list[float]] | None
+) -> str:
+    walls, cpus = runs
+    med, cpu = statistics.median(walls), statistics.median(cpus)
+    ratio = f"{statistics.median(base[0]) / med:6.1f}x" if base else "     - "
+    cpu_ratio = f"{statistics.median(base[1]) / cpu:6.1f}x" if base else "     - "
+    spread = f"{med:7.2f} {min(walls):7.2f} {max(walls):7.2f}"
+    return f"{name:<24} {spread}  {ratio}   {cpu:7.2f}  {cpu_ratio}"
 
 
 def main() -> None:
@@ -338,7 +345,9 @@ def main() -> None:
         )
         check_agreement(root, days[0])
 
-        print(f"\n{'wall time (s)':<28} {'median':>8} {'min':>8} {'max':>8}   speed-up")
+        print(f"\n{'':<24} {'wall s':>7} {'':>7} {'':>7}  {'wall':>7}   {'cpu s':>7}  {'cpu':>7}")
+        heads = ("median", "min", "max")
+        print(f"{'':<24} {' '.join(f'{h:>7}' for h in heads)}  {'ratio':>7}   {'median':>7}  ratio")
         one_base = time_runs(lambda: baseline(root, days[0]), args.reps)
         one_cand = time_runs(lambda: candidate(root, days[0]), args.reps)
         print(row("1 day   pandas baseline", one_base, None))
@@ -351,10 +360,10 @@ def main() -> None:
 
         loaded = loaded_bytes(root, days[0], args.levels)
         print(f"\npeak memory (1 day; loaded columns = {loaded / 2**20:.0f} MiB)")
-        print(f"{'':<28} {'peak MiB':>8} {'x loaded':>9}")
+        print(f"{'':<24} {'peak MiB':>8} {'x loaded':>9}")
         for impl, label in (("baseline", "pandas baseline"), ("candidate", "ibdesk")):
             growth = peak_growth(impl, root, days[0])
-            print(f"{label:<28} {growth / 2**20:8.0f} {growth / loaded:9.2f}")
+            print(f"{label:<24} {growth / 2**20:8.0f} {growth / loaded:9.2f}")
     print("\nreproduce: .venv/bin/python bench/analysis_depth.py")
 
 

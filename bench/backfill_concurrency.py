@@ -5,8 +5,9 @@
 
   efficiency = serial wall / (workers x parallel wall)
 
-The vendor (loopback server, with its DBN encoding and zstd) runs in a separate process,
-as the real one is remote: its CPU is not charged to the client. Target >= 85%.
+The vendor (loopback server) runs in a separate process and answers from a cache filled
+by an untimed warm-up run, as the real one is remote: its DBN encoding and zstd work is
+not charged to the client's CPU. Target >= 85%.
 The default `--interval-ms 1000` keeps per-task CPU (snapshot + Parquet) small next to
 the latency, which is what this benchmark isolates; pass 100 to see the CPU-bound case
 on a small machine. The load average is printed: other work on the machine steals the
@@ -42,6 +43,7 @@ from ibdesk.backfill.tasks import BackfillTask
 from ibdesk.config import load_settings
 
 DAY = date(2024, 3, 8)
+CLIENT_CPU_S: list[float] = []
 
 
 def run_once(
@@ -55,10 +57,12 @@ def run_once(
         symbol_mapping_file=root.parent / "mapping.json",
     )
     start = time.perf_counter()
+    cpu_start = time.process_time()
     summary = run_backfill(
         settings, tasks, BackfillOptions(max_workers=workers, interval_ms=interval_ms, force=True)
     )
     wall = time.perf_counter() - start
+    CLIENT_CPU_S.append((time.process_time() - cpu_start) / len(tasks))
     if summary.counts["WRITE"] != len(tasks):
         raise SystemExit(f"unexpected statuses: {summary.summary_line()}")
     return wall
@@ -71,6 +75,7 @@ def serve(symbols: list[str], latency_s: float, urls: Queue[str], stop: Event) -
         for i, symbol in enumerate(symbols):
             seed_day(server, symbol, DAY, step_s=20.0, seed=i)
         server.latency_s = latency_s
+        server.body_cache = {}
         urls.put(server.url)
         stop.wait()
 
@@ -99,6 +104,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         (Path(tmp) / "mapping.json").write_text(json.dumps({}))
+        run_once(Path(tmp) / "warm-up", url, tasks, args.workers, args.interval_ms)
         serial = [
             run_once(Path(tmp) / "serial", url, tasks, 1, args.interval_ms)
             for _ in range(args.serial_repeat)
@@ -123,6 +129,12 @@ def main() -> None:
         med = statistics.median(times)
         print(f"{name:24s} {med:9.3f} {min(times):8.3f} {max(times):8.3f} {med / args.tasks:7.3f}")
     efficiency = serial_wall / (args.workers * parallel_wall)
+    cpu_s = statistics.median(CLIENT_CPU_S)
+    cores = cpu_s * args.workers / (args.latency_ms / 1000 + cpu_s)
+    print(
+        f"client CPU per task (all threads): {cpu_s * 1000:.1f} ms; "
+        f"{args.workers} busy workers need {cores:.2f} free cores"
+    )
     print(f"load average (1/5/15 min) after the runs: {os.getloadavg()} on {os.cpu_count()} CPUs")
     print(
         f"speed-up {serial_wall / parallel_wall:.2f}x; parallel efficiency "

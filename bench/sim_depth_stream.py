@@ -45,9 +45,11 @@ def count_frames(buffer: bytearray) -> int:
     return count
 
 
-def read_for(sock: socket.socket, seconds: float, keep: bytearray | None) -> tuple[int, float]:
-    """Read and count messages for `seconds`; returns (messages, elapsed)."""
-    buffer = bytearray()
+def read_for(
+    sock: socket.socket, seconds: float, keep: bytearray | None, buffer: bytearray
+) -> tuple[int, float]:
+    """Read and count messages for `seconds`; returns (messages, elapsed). `buffer` holds
+    a partial frame between calls."""
     messages = 0
     start = time.perf_counter()
     deadline = start + seconds
@@ -64,9 +66,23 @@ def read_for(sock: socket.socket, seconds: float, keep: bytearray | None) -> tup
 
 def start_sim() -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ibdesk", "sim", "--port", "0", "--clock", CLOCK,
-         "--rate", "5000000", "--symbols", "TSLA"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "IBDESK_SIM_SEED": "7"},
+        [
+            sys.executable,
+            "-m",
+            "ibdesk",
+            "sim",
+            "--port",
+            "0",
+            "--clock",
+            CLOCK,
+            "--rate",
+            "5000000",
+            "--symbols",
+            "TSLA",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "IBDESK_SIM_SEED": "7"},
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
@@ -79,16 +95,37 @@ def subscribe(port: int) -> socket.socket:
     offer = b"v100..178"
     sock.sendall(b"API\x00" + struct.pack(">I", len(offer)) + offer)
     sock.sendall(frame(71, 2, 1, ""))
-    sock.sendall(frame(10, 5, 1, TSLA_CON_ID, "TSLA", "STK", "", 0.0, "", "", "SMART", "",
-                       "USD", "TSLA", "NMS", 20, 0, ""))
+    sock.sendall(
+        frame(
+            10,
+            5,
+            1,
+            TSLA_CON_ID,
+            "TSLA",
+            "STK",
+            "",
+            0.0,
+            "",
+            "",
+            "SMART",
+            "",
+            "USD",
+            "TSLA",
+            "NMS",
+            20,
+            0,
+            "",
+        )
+    )
     return sock
 
 
 def sim_run(port: int, seconds: float, keep: bytearray | None) -> float:
     sock = subscribe(port)
+    buffer = bytearray()
     with sock:
-        read_for(sock, 0.5, None)  # warm up: handshake, snapshot, first ticks
-        messages, elapsed = read_for(sock, seconds, keep)
+        read_for(sock, 0.5, keep, buffer)  # warm up: handshake, snapshot, first updates
+        messages, elapsed = read_for(sock, seconds, keep, buffer)
     return messages / elapsed
 
 
@@ -112,8 +149,9 @@ def raw_run(data: bytes, seconds: float) -> float:
     sender.start()
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        read_for(sock, 0.3, None)
-        messages, elapsed = read_for(sock, seconds, None)
+        buffer = bytearray()
+        read_for(sock, 0.3, None, buffer)
+        messages, elapsed = read_for(sock, seconds, None, buffer)
         stop.set()
     listener.close()
     sender.join(2)
@@ -121,7 +159,7 @@ def raw_run(data: bytes, seconds: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
@@ -145,7 +183,9 @@ def main() -> None:
     print(f"depth stream, 1 reader, TSLA x 20 rows, {args.repeats} x {args.seconds:.0f} s")
     print(f"{'run':<28}{'median msg/s':>14}{'min':>12}{'max':>12}")
     for name, rates in (("ibdesk sim (depth stream)", sim_rates), ("raw loopback copy", raw_rates)):
-        print(f"{name:<28}{statistics.median(rates):>14,.0f}{min(rates):>12,.0f}{max(rates):>12,.0f}")
+        print(
+            f"{name:<28}{statistics.median(rates):>14,.0f}{min(rates):>12,.0f}{max(rates):>12,.0f}"
+        )
     ratio = statistics.median(sim_rates) / statistics.median(raw_rates)
     print(f"ratio sim/raw (median): {ratio:.3f}")
     print("target: sim >= 200,000 msg/s")

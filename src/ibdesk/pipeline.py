@@ -30,7 +30,7 @@ from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
 from ibdesk.ib.durations import parse_bar_size, parse_duration
 from ibdesk.ib.requests import BarsRequest, HistoricalClient, HistoricalDataError
 from ibdesk.signals.indicators import compute_indicators
-from ibdesk.signals.rules import SignalConfig, generate_signals, signals_to_table
+from ibdesk.signals.rules import SignalConfig, signals_from_indicators, signals_to_table
 from ibdesk.store import layout
 from ibdesk.store.bars import store_bars
 from ibdesk.store.parquet import write_json_atomic, write_table_atomic
@@ -266,7 +266,7 @@ async def run(
             previous_close = {symbol: prev} if prev is not None else None
             frame = compute_indicators(table, config.signals.indicators, previous_close)
             result.indicators = _latest_indicators(frame, config.signals)
-            signals = generate_signals(table, config.signals, previous_close=previous_close)
+            signals = signals_from_indicators(frame, config.signals)
             result.signals = [
                 {
                     "ts": s.ts.isoformat(),

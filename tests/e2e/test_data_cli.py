@@ -222,7 +222,7 @@ def test_migrate_excel_bad_bar_size_exits_2(tmp_path: Path) -> None:
     result = invoke(["data", "migrate-excel", str(good), "--bar-size", "7 mins"])
 
     assert result.exit_code == 2
-    assert "bad bar size '7 mins'" in result.stderr
+    assert "invalid bar size '7 mins'" in result.stderr
 
 
 def test_migrate_excel_unconvertible_file_exits_1_naming_it(

@@ -43,7 +43,8 @@ def test_hundred_small_bar_requests_get_no_pacing_violation(sim: Any) -> None:
                     SYMBOLS, await cache.qualify(conn.ib, *(stock(s) for s in SYMBOLS)), strict=True
                 )
             )
-            # Windows are scaled 50x down but thread scheduling jitter (the sim shares this process) is not.
+            # Windows are scaled 50x down, thread scheduling jitter is not (the sim shares
+            # this process): pad every window by 50 ms.
             scheduler = PacingScheduler(SCALED, margin_s=JITTER_MARGIN_S)
             client = HistoricalClient(conn.ib, scheduler)
             for symbol, duration in _burst_plan():

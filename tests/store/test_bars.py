@@ -44,9 +44,9 @@ def test_bar_sizes_are_read_loosely_and_spelled_like_ib(
     assert bar_size_seconds(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["7 mins", "1 minute", "", "min", "2 days"])
+@pytest.mark.parametrize("text", ["7 mins", "", "min", "2 days"])
 def test_unknown_bar_size_is_a_user_error_naming_it(text: str) -> None:
-    with pytest.raises(UserInputError, match=f"bad bar size {text!r}"):
+    with pytest.raises(UserInputError, match=f"invalid bar size {text!r}"):
         normalize_bar_size(text)
 
 

@@ -260,7 +260,7 @@ def test_dry_run_writes_nothing(data_root: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"bar_size": "7 mins"}, "bad bar size '7 mins'"),
+        ({"bar_size": "7 mins"}, "invalid bar size '7 mins'"),
         ({"tz": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
         ({"symbol": "../etc"}, "bad symbol '../ETC'"),
     ],

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from datetime import date
 from pathlib import Path
 
 import typer
@@ -33,11 +33,11 @@ def parse_window_ns(text: str) -> int:
     return window_ns
 
 
-def parse_day(text: str | None) -> date | None:
+def parse_day(text: str | None) -> dt.date | None:
     if text is None:
         return None
     try:
-        return date.fromisoformat(text.strip())
+        return dt.date.fromisoformat(text.strip())
     except ValueError:
         raise UserInputError(f"invalid --date {text!r}: expected YYYY-MM-DD") from None
 
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         data_dir: Path | None = typer.Option(
             None, "--data-dir", "-d", help="Level 2 folder (default: the data root's level2)."
         ),
-        day_text: str | None = typer.Option(
+        date: str | None = typer.Option(
             None, "--date", help="Day YYYY-MM-DD (default: the latest day with data)."
         ),
         output: Path | None = typer.Option(
@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
         figures next to it. No data for the day exits 2 naming the folder and the days found.
         """
         params = AnalysisParams(window_ns=parse_window_ns(window), tick_usd=_valid_tick(tick))
-        day = parse_day(day_text)
+        day = parse_day(date)
         settings = runtime.start(verbose=verbose)
         level2_root = data_dir if data_dir is not None else settings.level2_root
         name = _symbol_folder_name(level2_root, symbol)

@@ -10,6 +10,7 @@ Built once here so each command module only declares its parameters:
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import sys
@@ -101,6 +102,20 @@ def _describe_option(names: Sequence[str], callback: Any) -> click.Option:
     )
 
 
+def _restore_argument_help(command: click.Command) -> None:
+    """Put back `typer.Argument(help=...)`: click 8.5 resets it after typer sets it."""
+    original = inspect.unwrap(command.callback) if command.callback is not None else None
+    if original is None:
+        return
+    defaults = {
+        name: param.default for name, param in inspect.signature(original).parameters.items()
+    }
+    for param in command.params:
+        info = defaults.get(param.name or "")
+        if isinstance(param, click.Argument) and isinstance(info, typer.models.ArgumentInfo):
+            param.help = info.help  # type: ignore[attr-defined]
+
+
 class IbdeskCommand(TyperCommand):
     """A typer command with `--describe` and multi-value options."""
 
@@ -108,6 +123,7 @@ class IbdeskCommand(TyperCommand):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        _restore_argument_help(self)
         self.params.append(_describe_option(self.describe_names, _describe_command_callback))
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:

@@ -190,7 +190,7 @@ def req_mkt_data(conn: Connection, reader: FieldReader) -> None:
     market = conn.sim.market(ticker.symbol)
     conn.send(encode(Out.MARKET_DATA_TYPE, 1, req_id, 1))
     conn.send(encode(Out.TICK_REQ_PARAMS, req_id, 0.01, "9c0001", 3))
-    conn.send(market.quote_snapshot(req_id))
+    conn.send_text(market.quote_snapshot(req_id))
     if snapshot:
         conn.send(encode(Out.TICK_SNAPSHOT_END, 1, req_id))
         return
@@ -232,7 +232,7 @@ def req_mkt_depth(conn: Connection, reader: FieldReader) -> None:
     sim.depth_in_use += 1
     conn.depth[req_id] = (market, sub)
     market.depth_subs.append(sub)
-    conn.send(market.depth_snapshot(sub))
+    conn.send_text(market.depth_snapshot(sub))
 
 
 def cancel_mkt_depth(conn: Connection, reader: FieldReader) -> None:
@@ -287,7 +287,7 @@ def cancel_tick_by_tick(conn: Connection, reader: FieldReader) -> None:
 
 # -- history ----------------------------------------------------------------------------------
 def req_historical_data(conn: Connection, reader: FieldReader) -> None:
-    from ibdesk.sim.server import BarSub
+    from ibdesk.sim.server import BarSub, ConnState
 
     req_id = reader.int()
     ref, ticker = _contract(conn, reader, req_id)
@@ -325,12 +325,13 @@ def req_historical_data(conn: Connection, reader: FieldReader) -> None:
             )
             return
     request = BarRequest(min(end_ns, now_ns), duration, bar_size, what, use_rth)
-    sim.market(ticker.symbol)
+    market = sim.market(ticker.symbol)
+    live = market.live_tape()  # snapshot on the loop; the bars are built on a worker thread
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(None, sim.bars, ticker, request)
+    future = loop.run_in_executor(None, sim.bars, market, request, live)
 
     def answer(done: asyncio.Future[BarSet]) -> None:
-        if conn.state == 4:  # closed
+        if conn.state == ConnState.CLOSED:
             conn.pacing.close(req_id)
             return
         try:
@@ -356,7 +357,6 @@ def req_historical_data(conn: Connection, reader: FieldReader) -> None:
         end = format_bar_time(request.end_ns, 1)
         conn.send(msg.historical_data(req_id, start, end, bars, format_date))
         if keep_up_to_date:
-            market = sim.market(ticker.symbol)
             sub = BarSub(conn, req_id, request, format_date, silent=sim.farm_broken)
             market.bar_subs.append(sub)
             conn.bars[req_id] = (market, sub)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -198,6 +199,7 @@ class TapeModel:
         self.current = current
         self._cache: OrderedDict[tuple[str, int], Tape] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()  # history requests run on worker threads
 
     @functools.lru_cache(maxsize=512)  # noqa: B019 - one model per server, lives as long
     def closes_c(self, ticker: Ticker) -> np.ndarray:
@@ -222,14 +224,16 @@ class TapeModel:
 
     def tape(self, ticker: Ticker, session: Session) -> Tape:
         key = (ticker.symbol, session.index)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
         tape = self._generate(ticker, session)
-        self._cache[key] = tape
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = tape
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return tape
 
     def _generate(self, ticker: Ticker, session: Session) -> Tape:

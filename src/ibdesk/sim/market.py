@@ -180,10 +180,10 @@ class LiveBook:
             return
         prices = self.px[side]
         sign = -1 if side == BookSide.BID else 1
-        for position in range(1, min(len(prices), 12)):
-            if abs(prices[position] - prices[position - 1]) > 1 and rnd() < 0.5:
-                self._insert(side, position, prices[position - 1] + sign, self._lots())
-                return
+        position = 1 + int(rnd() * (min(len(prices), 12) - 1))
+        if abs(prices[position] - prices[position - 1]) > 1:
+            self._insert(side, position, prices[position - 1] + sign, self._lots())
+            return
         price = prices[-1] + sign * (1 if rnd() < 0.5 else 2)
         if price >= 1:
             self._insert(side, len(prices), price, self._lots())

@@ -25,6 +25,7 @@ from ibdesk.sim import messages as msg
 from ibdesk.sim.calendar import NS, Session, SessionCalendar, parse_clock, to_et, xnys
 from ibdesk.sim.history import (
     BarRequest,
+    BarSet,
     Tape,
     TapeModel,
     aggregate,
@@ -62,8 +63,7 @@ FARM_OK = (
     (2158, "Sec-def data farm connection is OK:secdefnj"),
 )
 MARKET_MAKERS = ("NSDQ", "ARCA", "BATS", "EDGX", "IEX", "MEMX")
-_LEN = 4
-MAX_EVENTS_PER_TICK = 5_000
+MAX_EVENTS_PER_TICK = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,19 +115,27 @@ class DepthSub:
     def __post_init__(self) -> None:
         self.parts = tuple(tuple(f"\0{op}\0{side}\0" for op in range(3)) for side in range(2))
 
-    def encode(self, position: int, op: int, side: int, price_c: int, size: int) -> bytes:
-        """updateMktDepth `12,1,id,pos,op,side,px,size` or L2 `13,1,id,pos,mm,op,side,px,size,1`."""
+    def encode(self, position: int, op: int, side: int, price_c: int, size: int) -> str:
+        """updateMktDepth `12,1,id,pos,op,side,px,size` or L2 `13,1,id,pos,mm,op,side,px,size,1`
+        as framed latin-1 text (see `frame_text`)."""
         price = _PRICES.get(price_c) or _price(price_c)
         if self.smart:
             mm = MARKET_MAKERS[price_c % 6]
             body = f"{self.prefix}{position}\0{mm}{self.parts[side][op]}{price}\0{size}\x001\0"
         else:
             body = f"{self.prefix}{position}{self.parts[side][op]}{price}\0{size}\0"
-        data = body.encode()
-        return len(data).to_bytes(4, "big") + data
+        return _LENGTHS[len(body)] + body
 
 
 _PRICES: dict[int, str] = {}
+# 4-byte big-endian lengths as latin-1 text, for the short messages of the hot path
+_LENGTHS: tuple[str, ...] = tuple(n.to_bytes(4, "big").decode("latin-1") for n in range(1024))
+
+
+def frame_text(body: str) -> str:
+    """Frame an ASCII body as latin-1 text: a queue of these is encoded once per write."""
+    n = len(body)
+    return (_LENGTHS[n] if n < 1024 else n.to_bytes(4, "big").decode("latin-1")) + body
 
 
 def _price(price_c: int) -> str:
@@ -246,20 +254,20 @@ class Market:
             rows = sub.rows
             if position >= rows or sub.silent:
                 continue
-            out = sub.conn.out
+            out = sub.conn.out.append
             if op == 1:
-                out += sub.encode(position, 1, side, price_c, size)
+                out(sub.encode(position, 1, side, price_c, size))
             elif op == 0:
                 prices = book.px[side]
                 if len(prices) - 1 >= rows:
-                    out += sub.encode(rows - 1, 2, side, prices[rows], 0)
-                out += sub.encode(position, 0, side, price_c, size)
+                    out(sub.encode(rows - 1, 2, side, prices[rows], 0))
+                out(sub.encode(position, 0, side, price_c, size))
             else:
-                out += sub.encode(position, 2, side, price_c, 0)
+                out(sub.encode(position, 2, side, price_c, 0))
                 prices = book.px[side]
                 if len(prices) >= rows:
                     last = rows - 1
-                    out += sub.encode(last, 0, side, prices[last], book.sz[side][last])
+                    out(sub.encode(last, 0, side, prices[last], book.sz[side][last]))
         if position == 0:
             self._top_changed(side)
 
@@ -274,9 +282,9 @@ class Market:
             if sub.silent:
                 continue
             if px != (self._bid_c if side == BookSide.BID else self._ask_c):
-                sub.conn.out += _tick_price(sub.req_id, tick_type, px, sz)
+                sub.conn.send_text(_tick_price(sub.req_id, tick_type, px, sz))
             else:
-                sub.conn.out += _tick_size(sub.req_id, size_type, sz)
+                sub.conn.send_text(_tick_size(sub.req_id, size_type, sz))
         if side == BookSide.BID:
             self._bid_c = px
         else:
@@ -284,16 +292,18 @@ class Market:
         for sub in self.tbt_subs:
             if sub.kind == "BidAsk" and not sub.silent:
                 now_ns = now_ns or self.sim.clock.now_ns()
-                sub.conn.out += encode(
-                    Out.TICK_BY_TICK,
-                    sub.req_id,
-                    3,
-                    now_ns // NS,
-                    book.px[1][0] / 100,
-                    book.px[0][0] / 100,
-                    book.sz[1][0],
-                    book.sz[0][0],
-                    0,
+                sub.conn.send(
+                    encode(
+                        Out.TICK_BY_TICK,
+                        sub.req_id,
+                        3,
+                        now_ns // NS,
+                        book.px[1][0] / 100,
+                        book.px[0][0] / 100,
+                        book.sz[1][0],
+                        book.sz[0][0],
+                        0,
+                    )
                 )
 
     def _on_trade(self, price_c: int, size: int, aggressor: int) -> None:
@@ -322,69 +332,70 @@ class Market:
         for sub in self.quote_subs:
             if sub.silent:
                 continue
-            out = sub.conn.out
-            out += _tick_price(sub.req_id, 4, price_c, size)
-            out += _tick_size(sub.req_id, 8, self.volume)
+            out = sub.conn.out.append
+            out(_tick_price(sub.req_id, 4, price_c, size))
+            out(_tick_size(sub.req_id, 8, self.volume))
             if new_high:
-                out += _tick_price(sub.req_id, 6, price_c, 0)
+                out(_tick_price(sub.req_id, 6, price_c, 0))
             if new_low:
-                out += _tick_price(sub.req_id, 7, price_c, 0)
+                out(_tick_price(sub.req_id, 7, price_c, 0))
             if sub.rt_volume:
                 vwap = self.notional_c / self.volume / 100
                 text = (
                     f"{price_c / 100};{size};{now_ns // 1_000_000};{self.volume};{vwap:.6f};false"
                 )
-                out += encode(Out.TICK_STRING, 6, sub.req_id, 48, text)
+                out(encode(Out.TICK_STRING, 6, sub.req_id, 48, text).decode("latin-1"))
         for sub in self.tbt_subs:
             if sub.kind in ("AllLast", "Last") and not sub.silent:
-                sub.conn.out += encode(
-                    Out.TICK_BY_TICK,
-                    sub.req_id,
-                    2 if sub.kind == "AllLast" else 1,
-                    now_ns // NS,
-                    price_c / 100,
-                    size,
-                    0,
-                    self.ticker.primary_exchange,
-                    "",
+                sub.conn.send(
+                    encode(
+                        Out.TICK_BY_TICK,
+                        sub.req_id,
+                        2 if sub.kind == "AllLast" else 1,
+                        now_ns // NS,
+                        price_c / 100,
+                        size,
+                        0,
+                        self.ticker.primary_exchange,
+                        "",
+                    )
                 )
 
     # -- whole-view messages ---------------------------------------------------------------
-    def depth_snapshot(self, sub: DepthSub) -> bytes:
+    def depth_snapshot(self, sub: DepthSub) -> str:
         """Inserts for every visible row (after a subscription starts or a 317 reset)."""
-        out = bytearray()
+        out: list[str] = []
         book = self.book
         for side in (BookSide.ASK, BookSide.BID):
             for position in range(min(sub.rows, len(book.px[side]))):
-                out += sub.encode(
-                    position, 0, side, book.px[side][position], book.sz[side][position]
+                out.append(
+                    sub.encode(position, 0, side, book.px[side][position], book.sz[side][position])
                 )
-        return bytes(out)
+        return "".join(out)
 
-    def quote_snapshot(self, req_id: int) -> bytes:
+    def quote_snapshot(self, req_id: int) -> str:
         book = self.book
-        out = bytearray()
-        out += _tick_price(req_id, 1, book.px[1][0], book.sz[1][0])
-        out += _tick_price(req_id, 2, book.px[0][0], book.sz[0][0])
+        out = [
+            _tick_price(req_id, 1, book.px[1][0], book.sz[1][0]),
+            _tick_price(req_id, 2, book.px[0][0], book.sz[0][0]),
+        ]
         if self.last_c:
-            out += _tick_price(req_id, 4, self.last_c, self.last_size)
+            out.append(_tick_price(req_id, 4, self.last_c, self.last_size))
         if self.high_c:
-            out += _tick_price(req_id, 6, self.high_c, 0)
-            out += _tick_price(req_id, 7, self.low_c, 0)
-        out += _tick_price(req_id, 9, self.prev_close_c, 0)
-        out += _tick_size(req_id, 8, self.volume)
-        return bytes(out)
+            out.append(_tick_price(req_id, 6, self.high_c, 0))
+            out.append(_tick_price(req_id, 7, self.low_c, 0))
+        out.append(_tick_price(req_id, 9, self.prev_close_c, 0))
+        out.append(_tick_size(req_id, 8, self.volume))
+        return "".join(out)
 
 
-def _tick_price(req_id: int, tick_type: int, price_c: int, size: int) -> bytes:
+def _tick_price(req_id: int, tick_type: int, price_c: int, size: int) -> str:
     price = _PRICES.get(price_c) or _price(price_c)
-    body = f"1\x006\0{req_id}\0{tick_type}\0{price}\0{size}\x000\0".encode()
-    return len(body).to_bytes(_LEN, "big") + body
+    return frame_text(f"1\x006\0{req_id}\0{tick_type}\0{price}\0{size}\x000\0")
 
 
-def _tick_size(req_id: int, tick_type: int, size: int) -> bytes:
-    body = f"2\x006\0{req_id}\0{tick_type}\0{size}\0".encode()
-    return len(body).to_bytes(_LEN, "big") + body
+def _tick_size(req_id: int, tick_type: int, size: int) -> str:
+    return frame_text(f"2\x006\0{req_id}\0{tick_type}\0{size}\0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,7 +438,7 @@ class Connection(asyncio.Protocol):
         self.sim = sim
         self.state = ConnState.PREFIX
         self.reader = FrameReader()
-        self.out = bytearray()
+        self.out: list[str] = []
         self.transport: asyncio.Transport | None = None
         self.client_id: int | None = None
         self.version = 0
@@ -484,7 +495,7 @@ class Connection(asyncio.Protocol):
         offer = parse_version_offer(fields[0] if fields else "")
         self.version = negotiate(offer)
         now = to_et(self.sim.clock.now_ns()).strftime("%Y%m%d %H:%M:%S") + " US/Eastern"
-        self.out += encode(self.version, now)
+        self.send(encode(self.version, now))
         self.state = ConnState.START_API
 
     def _start_api(self, fields: list[str]) -> None:
@@ -494,11 +505,13 @@ class Connection(asyncio.Protocol):
         reader.skip(1)
         client_id = reader.int()
         if client_id in self.sim.client_ids:
-            self.out += msg.error(
-                -1,
-                326,
-                "Unable to connect as the client id is already in use. "
-                "Retry with a unique client id.",
+            self.send(
+                msg.error(
+                    -1,
+                    326,
+                    "Unable to connect as the client id is already in use. "
+                    "Retry with a unique client id.",
+                )
             )
             self.flush()
             self.close()
@@ -506,10 +519,10 @@ class Connection(asyncio.Protocol):
         self.client_id = client_id
         self.sim.client_ids[client_id] = self
         self.state = ConnState.READY
-        self.out += encode(Out.MANAGED_ACCTS, 1, ",".join(self.sim.config.accounts))
-        self.out += encode(Out.NEXT_VALID_ID, 1, self.sim.next_order_id)
+        self.send(encode(Out.MANAGED_ACCTS, 1, ",".join(self.sim.config.accounts)))
+        self.send(encode(Out.NEXT_VALID_ID, 1, self.sim.next_order_id))
         for code, text in FARM_OK:
-            self.out += msg.error(-1, code, text)
+            self.send(msg.error(-1, code, text))
 
     def _dispatch(self, fields: list[str]) -> None:
         now = time.monotonic()
@@ -517,11 +530,13 @@ class Connection(asyncio.Protocol):
         while times and now - times[0] >= 1.0:
             times.popleft()
         if len(times) >= self.sim.config.max_msgs_per_s:
-            self.out += msg.error(
-                -1,
-                100,
-                f"Max rate of messages per second has been exceeded:max="
-                f"{self.sim.config.max_msgs_per_s} rec={len(times) + 1} (1)",
+            self.send(
+                msg.error(
+                    -1,
+                    100,
+                    f"Max rate of messages per second has been exceeded:max="
+                    f"{self.sim.config.max_msgs_per_s} rec={len(times) + 1} (1)",
+                )
             )
             return
         times.append(now)
@@ -537,14 +552,19 @@ class Connection(asyncio.Protocol):
 
     # -- output ----------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
-        self.out += data
+        """Queue framed bytes (kept as latin-1 text so hot paths append str, see `frame_text`)."""
+        self.out.append(data.decode("latin-1"))
+
+    def send_text(self, framed: str) -> None:
+        self.out.append(framed)
 
     def error(self, req_id: int, code: int, text: str) -> None:
-        self.out += msg.error(req_id, code, text)
+        self.send(msg.error(req_id, code, text))
 
     def flush(self) -> None:
+        """One write per batch: every queued message is encoded at once."""
         if self.out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(bytes(self.out))
+            self.transport.write("".join(self.out).encode("latin-1"))
         self.out.clear()
 
     def close(self) -> None:
@@ -582,7 +602,6 @@ class SimServer:
         self._server: asyncio.Server | None = None
         self._engine: asyncio.Task[None] | None = None
         self._restart: asyncio.Task[None] | None = None
-        self._history_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -658,8 +677,10 @@ class SimServer:
         last = loop.time()
         next_bars = last + config.bar_update_interval_s
         next_scan = last + config.scanner_interval_s
+        busy_s = 0.0
         while True:
-            await asyncio.sleep(config.tick_interval_s)
+            # a loop that is behind (busy for a whole tick) only yields, so it catches up
+            await asyncio.sleep(max(0.0, config.tick_interval_s - busy_s))
             now = loop.time()
             elapsed = now - last
             last = now
@@ -671,6 +692,7 @@ class SimServer:
                 next_scan = now + config.scanner_interval_s
                 self._update_scans()
             self.flush_all()
+            busy_s = loop.time() - now
 
     def step_markets(self, elapsed_s: float) -> None:
         """Advance every active market by its share of events for `elapsed_s` wall seconds."""
@@ -721,11 +743,9 @@ class SimServer:
         conn.scans.clear()
 
     # -- history ---------------------------------------------------------------------------
-    def bars(self, ticker: Ticker, request: BarRequest) -> Any:
-        market = self.market(ticker.symbol)
-        live = market.live_tape()
-        with self._history_lock:
-            return build_bars(self.calendar, request, lambda s: market.tape_for(s, live))
+    def bars(self, market: Market, request: BarRequest, live: Tape) -> BarSet:
+        """A request's bars; thread-safe given a `live` snapshot taken on the loop."""
+        return build_bars(self.calendar, request, lambda s: market.tape_for(s, live))
 
     def _update_bars(self) -> None:
         now_ns = self.clock.now_ns()
@@ -739,7 +759,7 @@ class SimServer:
                 update = self._current_bar(market, sub, live, now_ns)
                 if update is not None and update != sub.last_sent:
                     sub.last_sent = update
-                    sub.conn.out += msg.historical_update(sub.req_id, *update)
+                    sub.conn.send(msg.historical_update(sub.req_id, *update))
 
     def _current_bar(
         self, market: Market, sub: BarSub, live: Tape, now_ns: int
@@ -753,8 +773,7 @@ class SimServer:
         if len(edges) < 2:
             return None
         edges = edges[-2:]
-        with self._history_lock:
-            tape = market.tape_for(session, live).between(int(edges[0]), int(edges[1]))
+        tape = market.tape_for(session, live).between(int(edges[0]), int(edges[1]))
         bars = aggregate(tape, edges, request.what)
         if not len(bars):
             return None
@@ -784,8 +803,7 @@ class SimServer:
             if market is not None:
                 last_c, volume, prev_c = market.last_c, market.volume, market.prev_close_c
             else:
-                with self._history_lock:
-                    tape = self.model.tape(ticker, session).between(session.ext_open_ns, now_ns)
+                tape = self.model.tape(ticker, session).between(session.ext_open_ns, now_ns)
                 prev_c = self.model.prev_close_c(ticker, session.index)
                 last_c = int(tape.price_c[-1]) if len(tape) else prev_c
                 volume = int(tape.size.sum())
@@ -810,7 +828,7 @@ class SimServer:
         rows = self.scan_rows()
         for conn in self.connections:
             for sub in conn.scans.values():
-                conn.out += msg.scanner_data(sub.req_id, rank(rows, sub.request))
+                conn.send(msg.scanner_data(sub.req_id, rank(rows, sub.request)))
 
     # -- orders ----------------------------------------------------------------------------
     def _liquidity(self, market: Market) -> Callable[[int, int, int | None], list[tuple[int, int]]]:
@@ -829,30 +847,32 @@ class SimServer:
             if conn is None:
                 continue
             if notice.execution is None:
-                conn.out += msg.open_order(_order_view(order))
-                conn.out += _status(order)
+                conn.send(msg.open_order(_order_view(order)))
+                conn.send(_status(order))
                 continue
             ex = notice.execution
             when = to_et(ex.time_ns).strftime("%Y%m%d %H:%M:%S") + " US/Eastern"
-            conn.out += msg.exec_details(
-                -1,
-                order.order_id,
-                order.ticker,
-                ex.exec_id,
-                when,
-                order.account,
-                "BOT" if order.aggressor > 0 else "SLD",
-                ex.size,
-                ex.price_c / 100,
-                order.perm_id,
-                order.client_id,
-                ex.cum_qty,
-                ex.avg_price,
-                order.order_ref,
+            conn.send(
+                msg.exec_details(
+                    -1,
+                    order.order_id,
+                    order.ticker,
+                    ex.exec_id,
+                    when,
+                    order.account,
+                    "BOT" if order.aggressor > 0 else "SLD",
+                    ex.size,
+                    ex.price_c / 100,
+                    order.perm_id,
+                    order.client_id,
+                    ex.cum_qty,
+                    ex.avg_price,
+                    order.order_ref,
+                )
             )
-            conn.out += msg.commission_report(ex.exec_id, ex.commission_usd, ex.realized_pnl_usd)
-            conn.out += msg.open_order(_order_view(order))
-            conn.out += _status(order)
+            conn.send(msg.commission_report(ex.exec_id, ex.commission_usd, ex.realized_pnl_usd))
+            conn.send(msg.open_order(_order_view(order)))
+            conn.send(_status(order))
         if not any(n.execution is not None for n in notices):
             return
         account = self.config.accounts[0]
@@ -865,25 +885,29 @@ class SimServer:
                         continue
                     symbol = notice.order.ticker.symbol
                     pos = self.blotter.positions[symbol]
-                    conn.out += msg.position(
-                        account, notice.order.ticker, float(pos.quantity), pos.avg_cost
+                    conn.send(
+                        msg.position(
+                            account, notice.order.ticker, float(pos.quantity), pos.avg_cost
+                        )
                     )
 
     def _send_portfolio(self, conn: Connection) -> None:
         account = self.config.accounts[0]
         for key, value, currency in self.account_values():
-            conn.out += encode(Out.ACCT_VALUE, 2, key, value, currency, account)
+            conn.send(encode(Out.ACCT_VALUE, 2, key, value, currency, account))
         for symbol, pos in self.blotter.positions.items():
             market = self.market(symbol)
-            conn.out += msg.portfolio_value(
-                account,
-                market.ticker,
-                pos.quantity,
-                market.last_c / 100,
-                pos.avg_cost,
-                pos.realized_usd,
+            conn.send(
+                msg.portfolio_value(
+                    account,
+                    market.ticker,
+                    pos.quantity,
+                    market.last_c / 100,
+                    pos.avg_cost,
+                    pos.realized_usd,
+                )
             )
-        conn.out += encode(Out.ACCT_UPDATE_TIME, 1, to_et(self.clock.now_ns()).strftime("%H:%M"))
+        conn.send(encode(Out.ACCT_UPDATE_TIME, 1, to_et(self.clock.now_ns()).strftime("%H:%M")))
 
     def account_values(self) -> list[tuple[str, str, str]]:
         cash = self.config.starting_cash_usd
@@ -986,7 +1010,7 @@ class SimServer:
                         "Market depth data has been RESET. Please "
                         "empty deep book contents before applying any new entries.",
                     )
-                    sub.conn.out += market.depth_snapshot(sub)
+                    sub.conn.send_text(market.depth_snapshot(sub))
         self.flush_all()
 
     def restart(self, down_s: float) -> asyncio.Task[None]:
@@ -1008,8 +1032,7 @@ class SimServer:
         """The tape of a session (default: the clock's session): history, then live trades."""
         market = self.market(symbol)
         session = self.calendar.session(self.current_index if day_index is None else day_index)
-        with self._history_lock:
-            return market.tape_for(session, market.live_tape())
+        return market.tape_for(session, market.live_tape())
 
 
 def _remove(items: list[Any], item: Any) -> None:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as _compute
 
 from ibdesk.errors import UserInputError
+from ibdesk.ib.durations import parse_bar_size
 from ibdesk.store import layout, schemas
 from ibdesk.store.parquet import write_table_atomic
 from ibdesk.store.readers import DataKind, conform, read_data
@@ -27,50 +28,23 @@ from ibdesk.store.readers import DataKind, conform, read_data
 ET_ZONE = "America/New_York"
 BAR_SIZE_KEY = "bar_size"
 
-_UNIT_SECONDS = {
-    "sec": 1,
-    "min": 60,
-    "hour": 3600,
-    "day": 86400,
-    "week": 7 * 86400,
-    "month": 30 * 86400,
-}
-# The bar sizes IB's reqHistoricalData accepts, as users type them.
-IB_BAR_SIZES: tuple[str, ...] = (
-    "1 secs", "5 secs", "10 secs", "15 secs", "30 secs",
-    "1 min", "2 mins", "3 mins", "5 mins", "10 mins", "15 mins", "20 mins", "30 mins",
-    "1 hour", "2 hours", "3 hours", "4 hours", "8 hours",
-    "1 day", "1 week", "1 month",
-)  # fmt: skip
-_BAR_SIZE_RE = re.compile(
-    r"^\s*(\d+)\s*_?\s*(sec|secs|min|mins|hour|hours|day|days|week|weeks|month|months)\s*$"
-)
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_ ]{0,31}$")
 
 pc: Any = _compute  # pyarrow.compute functions are generated at import time
 
 
 def normalize_bar_size(text: str) -> str:
-    """An IB bar size in IB's spelling ("1 min", "5 mins"); accepts "1_min", "5min", "1 mins".
+    """A bar size in IB's spelling ("1 min", "5 mins"); accepts "1_min", "5min", "1 mins".
 
-    Raises `UserInputError` naming the value when IB has no such bar size.
+    One parser for the whole project (`ibdesk.ib.durations.parse_bar_size`); raises
+    `UserInputError` naming the value when IB has no such bar size.
     """
-    match = _BAR_SIZE_RE.match(text.lower())
-    if match is not None:
-        count = int(match.group(1))
-        unit = match.group(2).rstrip("s")
-        plural = "secs" if unit == "sec" else (f"{unit}s" if count > 1 else unit)
-        candidate = f"{count} {plural}"
-        if candidate in IB_BAR_SIZES:
-            return candidate
-    raise UserInputError(f"bad bar size {text!r}: expected one of {', '.join(IB_BAR_SIZES)}")
+    return str(parse_bar_size(text))
 
 
 def bar_size_seconds(bar_size: str) -> int:
-    """Length of one bar in seconds (a month counts 30 days; only intraday sizes need it exact)."""
-    canonical = normalize_bar_size(bar_size)
-    count, unit = canonical.split()
-    return int(count) * _UNIT_SECONDS[unit.rstrip("s") if unit != "secs" else "sec"]
+    """Length of one bar in seconds (only intraday sizes need it exact)."""
+    return parse_bar_size(bar_size).seconds
 
 
 def is_intraday(bar_size: str) -> bool:
