@@ -252,3 +252,42 @@ def test_runs_on_a_dask_local_cluster(
     manifest = read_manifest(data_root / "backfill_l2_manifest.jsonl")
     assert [m["symbol"] for m in manifest] == SYMBOLS
     assert len(seeded.calls("timeseries.get_range")) == 4
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "expected"),
+    [
+        ({}, [], 4),
+        ({"L2_BACKFILL_CONCURRENCY": "3"}, [], 3),
+        ({"L2_BACKFILL_CONCURRENCY": "3", "L2_MAX_WORKERS": "6"}, [], 6),
+        ({"L2_MAX_WORKERS": "6"}, ["--max-workers", "2"], 2),
+    ],
+)
+def test_concurrency_comes_from_flag_then_l2_max_workers_then_legacy_variable(
+    trade_log: Path, env: dict[str, str], args: list[str], expected: int
+) -> None:
+    result = invoke(["backfill", "--date", "2024-01-02", *args], env=env)
+    assert f" concurrency={expected} " in result.stdout
+
+
+def test_sigterm_stops_starting_tasks_and_exits_130(
+    seeded: DatabentoTestServer, trade_log: Path, data_root: Path, db_env: dict[str, str]
+) -> None:
+    seeded.latency_s = 0.4
+    cmd = [sys.executable, "-m", "ibdesk", "backfill", "--max-workers", "1"]
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **db_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    manifest = data_root / "backfill_l2_manifest.jsonl"
+    deadline = time.monotonic() + 60
+    while not manifest.exists():
+        assert proc.poll() is None, "backfill finished before it could be stopped"
+        assert time.monotonic() < deadline, "no task finished within 60 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err
+    assert "SUMMARY" not in out
+    assert len(read_manifest(manifest)) < len(SYMBOLS)
+    assert list((data_root / "level2").rglob("*.tmp")) == []

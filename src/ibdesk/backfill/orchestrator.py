@@ -479,7 +479,8 @@ def _run_on_threads(
     results: list[TaskResult | None] = [None] * len(tasks)
     if not tasks:
         return []
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="backfill") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="backfill")
+    try:
         futures: dict[Future[TaskResult], int] = {
             pool.submit(process_task, plan, task, vendor): i for i, task in enumerate(tasks)
         }
@@ -491,6 +492,13 @@ def _run_on_threads(
                 result = future.result()
                 results[index] = result
                 manifest.put(index, result)
+    except BaseException:
+        # Ctrl-C / SIGTERM: tasks not started are dropped, running ones finish their
+        # atomic writes; a re-run picks up the rest.
+        log.warning("interrupted: cancelling the tasks not started yet")
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return [r for r in results if r is not None]
 
 

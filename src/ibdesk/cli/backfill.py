@@ -7,6 +7,8 @@ line (or the one dry-run JSON object). Everything else goes to the logger (stder
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -99,6 +101,23 @@ def build_filter(
         end=end_day,
         symbols=tuple(s.strip().upper() for s in symbols or () if s.strip()),
     )
+
+
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops like Ctrl-C: no new task starts, running ones finish their writes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
@@ -204,7 +223,7 @@ def register(app: typer.Typer) -> None:
         def show_estimate(cost_usd: float, count: int) -> None:
             typer.echo(f"ESTIMATE cost_usd={cost_usd:.4f} tasks={count}", err=True)
 
-        with task_progress(len(tasks)) as advance:
+        with _sigterm_as_interrupt(), task_progress(len(tasks)) as advance:
             summary = run_backfill(
                 settings, tasks, options, on_estimate=show_estimate, on_result=advance
             )

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ib_async import Contract, TickByTickAllLast, Ticker
+from ib_async import Contract
 
 from ibdesk.config import Settings
 from ibdesk.depth.book import BookSide, DepthMessage, DepthOp
@@ -28,6 +28,8 @@ from ibdesk.errors import UserInputError, WorkFailedError
 from ibdesk.ib.connection import (
     ConnectionConfig,
     ConnectionEvent,
+    DataEvent,
+    DepthUpdate,
     GapEnded,
     GapStarted,
     IBConnection,
@@ -99,20 +101,16 @@ class RecordSummary:
     per_symbol: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _Consumed:
-    """How far into which ib_async tick lists a symbol's capture has read."""
-
-    dom: list[Any]
-    dom_done: int
-    tbts: list[Any]
-    tbt_done: int
-
-
 class _Timeline:
     """Wall-clock nanoseconds derived from the monotonic clock (no jumps, no drift)."""
 
     def __init__(self) -> None:
+        self.t0_mono_ns = 0
+        self.t0_wall_ns = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Start the timeline (and so the snapshot grid) now."""
         self.t0_mono_ns = time.monotonic_ns()
         self.t0_wall_ns = time.time_ns()
 
@@ -145,12 +143,10 @@ class Recorder:
             readonly=True,
             silent_after_s=config.silent_after_s,
         )
-        self.conn = IBConnection(conn_config)
+        self._timeline = _Timeline()
+        self.conn = IBConnection(conn_config, wall_ns=self._timeline.now_ns)
         self.captures: dict[str, SymbolCapture] = {}
         self._by_key: dict[str, SymbolCapture] = {}
-        self._timeline = _Timeline()
-        self._depth_keys: dict[str, str] = {}
-        self._consumed: dict[str, _Consumed] = {}
 
     # ---- event plumbing -------------------------------------------------------------------------
     def _on_connection_event(self, event: ConnectionEvent) -> None:
@@ -160,8 +156,6 @@ class Recorder:
         if capture is None or not event.key.startswith("depth:"):
             return
         now = self._timeline.now_ns()
-        # Operations that arrived before this event (same socket read) belong before it.
-        self._drain(capture, now)
         if isinstance(event, GapStarted):
             capture.start_gap(now, event.reason.value)
         elif isinstance(event, Resubscribed):
@@ -175,45 +169,24 @@ class Recorder:
                 "no depth for %s: %s %s", capture.symbol, event.error.code, event.error.message
             )
 
-    def _drain(self, capture: SymbolCapture, now: int, ticker: Ticker | None = None) -> None:
-        """Hand the ticker's not yet consumed depth and trade ticks to the capture, in order.
-
-        ib_async collects a socket read's ticks in `ticker.domTicks`/`tickByTicks` and swaps
-        in fresh lists at the next read; we remember which list we consumed how far into.
-        """
-        if ticker is None:
-            sub = self.conn.subscriptions.get(self._depth_keys.get(capture.symbol, ""))
-            ticker = sub.ticker if sub is not None else None
-        if ticker is None:
+    def _on_data(self, event: DataEvent) -> None:
+        capture = self.captures.get(event.symbol)
+        if capture is None:
             return
-        dom, tbts = ticker.domTicks, ticker.tickByTicks
-        seen = self._consumed.get(capture.symbol)
-        dom_done = seen.dom_done if seen is not None and seen.dom is dom else 0
-        tbt_done = seen.tbt_done if seen is not None and seen.tbts is tbts else 0
-        for tick in dom[dom_done:]:
+        if isinstance(event, DepthUpdate):
             capture.on_depth(
                 DepthMessage(
-                    now,
-                    tick.position,
-                    DepthOp(tick.operation),
-                    BookSide(tick.side),
-                    tick.price,
-                    tick.size,
-                    tick.marketMaker,
+                    event.ts_ns,
+                    event.position,
+                    DepthOp(event.operation),
+                    BookSide(event.side),
+                    event.price,
+                    event.size,
+                    event.market_maker,
                 )
             )
-        for tbt in tbts[tbt_done:]:
-            if isinstance(tbt, TickByTickAllLast):
-                capture.on_trade(TradePrint(now, tbt.price, tbt.size, tbt.exchange))
-        self._consumed[capture.symbol] = _Consumed(dom, len(dom), tbts, len(tbts))
-
-    def _on_tickers(self, tickers: set[Ticker]) -> None:
-        now = self._timeline.now_ns()
-        for ticker in tickers:
-            contract = ticker.contract
-            capture = self.captures.get(contract.symbol) if contract is not None else None
-            if capture is not None:
-                self._drain(capture, now, ticker)
+        else:
+            capture.on_trade(TradePrint(event.ts_ns, event.price, event.size, event.exchange))
 
     # ---- main loop ----------------------------------------------------------------------------
     async def _qualify(self) -> tuple[dict[str, Contract], dict[str, str]]:
@@ -261,13 +234,12 @@ class Recorder:
                 )
                 self.captures[symbol] = capture
             self.conn.add_listener(self._on_connection_event)
-            self.conn.ib.pendingTickersEvent += self._on_tickers
-            self._timeline = _Timeline()
+            self.conn.add_data_listener(self._on_data)
+            self._timeline.reset()
             for symbol, contract in contracts.items():
                 depth = self.conn.subscribe_depth(contract, cfg.levels, is_smart=cfg.smart_depth)
                 trades = self.conn.subscribe_tick_by_tick(contract, "AllLast")
                 self._by_key[depth.key] = self.captures[symbol]
-                self._depth_keys[symbol] = depth.key
                 self._by_key[trades.key] = self.captures[symbol]
             await self._sample_until_done(stop)
         finally:
@@ -281,7 +253,6 @@ class Recorder:
                 stats["interval_ms"] = cfg.interval_ms
                 summary.per_symbol[capture.symbol] = stats
                 summary.stats_files.append(write_json_atomic(stats, capture.stats_path))
-            self.conn.ib.pendingTickersEvent -= self._on_tickers
             await self.conn.close()
         return summary
 

@@ -119,6 +119,50 @@ Listener = Callable[[ConnectionEvent], None]
 
 
 @dataclass(frozen=True, slots=True)
+class DepthUpdate:
+    """One IB depth operation (operation 0 insert, 1 update, 2 delete; side 0 ask, 1 bid)."""
+
+    key: str
+    symbol: str
+    ts_ns: int
+    position: int
+    operation: int
+    side: int
+    price: float
+    size: float
+    market_maker: str
+    is_smart: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TradeTick:
+    """One tick-by-tick AllLast/Last print."""
+
+    key: str
+    symbol: str
+    ts_ns: int
+    price: float
+    size: float
+    exchange: str
+
+
+DataEvent = DepthUpdate | TradeTick
+DataListener = Callable[[DataEvent], None]
+
+
+@dataclass(slots=True)
+class _Consumed:
+    """How far into which ib_async tick list a subscription's updates were handed out.
+
+    ib_async collects one socket read's ticks in `ticker.domTicks`/`tickByTicks` and swaps
+    in fresh lists at the next read.
+    """
+
+    ticks: list[Any]
+    done: int
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionConfig:
     """Where and how to connect; build it with `from_settings`."""
 
@@ -174,6 +218,8 @@ class _OpenGap:
 @dataclass(slots=True)
 class _State:
     listeners: list[Listener] = field(default_factory=list)
+    data_listeners: list[DataListener] = field(default_factory=list)
+    consumed: dict[str, _Consumed] = field(default_factory=dict)
     gaps: dict[str, _OpenGap] = field(default_factory=dict)
     farm_broken: bool = False
     closing: bool = False
@@ -223,7 +269,15 @@ class IBConnection:
         return bool(accounts) and all(a.startswith(SIM_ACCOUNT_PREFIX) for a in accounts)
 
     def add_listener(self, listener: Listener) -> None:
+        """Receive connection events (gaps, resubscriptions, failures, reconnects)."""
         self._state.listeners.append(listener)
+
+    def add_data_listener(self, listener: DataListener) -> None:
+        """Receive depth updates and trade prints as typed events, in arrival order.
+
+        Data that arrived before a connection event is always delivered before that event.
+        """
+        self._state.data_listeners.append(listener)
 
     async def connect(self) -> None:
         """Connect with retries and backoff; raises GatewayUnavailableError naming the ports."""
@@ -413,14 +467,60 @@ class IBConnection:
         return {key: gap.reason for key, gap in self._state.gaps.items()}
 
     def _emit(self, event: ConnectionEvent) -> None:
+        self._hand_out_data(self._wall_ns())
         for listener in list(self._state.listeners):
             try:
                 listener(event)
             except Exception:  # a consumer's bug must not kill the connection
                 log.exception("connection listener failed on %s", event)
 
+    # ---- data --------------------------------------------------------------------------------
+    def _hand_out_data(self, ts_ns: int, tickers: set[Ticker] | None = None) -> None:
+        """Translate the not yet handed-out depth and trade ticks into typed events."""
+        listeners = self._state.data_listeners
+        if not listeners:
+            return
+        for sub in self.subscriptions.values():
+            ticker = sub.ticker
+            if ticker is None or (tickers is not None and ticker not in tickers):
+                continue
+            if sub.kind is SubscriptionKind.DEPTH:
+                ticks: list[Any] = ticker.domTicks
+            elif sub.kind is SubscriptionKind.TICK_BY_TICK:
+                ticks = ticker.tickByTicks
+            else:
+                continue
+            seen = self._state.consumed.get(sub.key)
+            start = seen.done if seen is not None and seen.ticks is ticks else 0
+            if start >= len(ticks):
+                continue
+            self._state.consumed[sub.key] = _Consumed(ticks, len(ticks))
+            symbol = sub.contract.symbol
+            for tick in ticks[start:]:
+                event: DataEvent
+                if sub.kind is SubscriptionKind.DEPTH:
+                    event = DepthUpdate(
+                        sub.key,
+                        symbol,
+                        ts_ns,
+                        tick.position,
+                        tick.operation,
+                        tick.side,
+                        tick.price,
+                        tick.size,
+                        tick.marketMaker,
+                        sub.is_smart,
+                    )
+                elif hasattr(tick, "exchange"):
+                    event = TradeTick(sub.key, symbol, ts_ns, tick.price, tick.size, tick.exchange)
+                else:
+                    continue
+                for listener in listeners:
+                    listener(event)
+
     # ---- ib_async events ---------------------------------------------------------------------
     def _on_tickers(self, tickers: set[Ticker]) -> None:
+        self._hand_out_data(self._wall_ns(), tickers)
         now = self._monotonic_s()
         for sub in self.subscriptions.values():
             ticker = sub.ticker

@@ -268,7 +268,7 @@ class Market:
                 if len(prices) >= rows:
                     last = rows - 1
                     out(sub.encode(last, 0, side, prices[last], book.sz[side][last]))
-        if position == 0:
+        if position == 0 and (self.quote_subs or self.tbt_subs):
             self._top_changed(side)
 
     def _top_changed(self, side: int) -> None:
@@ -375,6 +375,7 @@ class Market:
 
     def quote_snapshot(self, req_id: int) -> str:
         book = self.book
+        self._bid_c, self._ask_c = book.px[1][0], book.px[0][0]
         out = [
             _tick_price(req_id, 1, book.px[1][0], book.sz[1][0]),
             _tick_price(req_id, 2, book.px[0][0], book.sz[0][0]),
