@@ -56,10 +56,16 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     _fsync_dir(path.parent)
 
 
-def write_table_atomic(table: pa.Table, path: Path, *, compression: str = "zstd") -> Path:
+# Row groups of this many rows let readers stream a day of snapshots in bounded memory.
+ROW_GROUP_ROWS = 65_536
+
+
+def write_table_atomic(
+    table: pa.Table, path: Path, *, compression: str = "zstd", row_group_rows: int = ROW_GROUP_ROWS
+) -> Path:
     """Write `table` to `path` atomically (temp file in the same folder, fsync, rename)."""
     with atomic_file(path) as handle:
-        pq.write_table(table, handle, compression=compression)
+        pq.write_table(table, handle, compression=compression, row_group_size=row_group_rows)
     return path
 
 
