@@ -118,8 +118,12 @@ class Settings(BaseSettings):
         None, description="IBC start script (default $IBC_PATH/scripts/ibcstart.sh)"
     )
     ib_gateway_path: ExpandedPath = _path_field("~/Jts", "IB Gateway install folder (ibc mode)")
-    ib_gateway_version: str = Field("1030", description="installed IB Gateway major version (ibc mode)")
-    ibc_auto_restart_time: str = Field("11:58 PM", description="IBC AutoRestartTime (daily restart)")
+    ib_gateway_version: str = Field(
+        "1030", description="installed IB Gateway major version (ibc mode)"
+    )
+    ibc_auto_restart_time: str = Field(
+        "11:58 PM", description="IBC AutoRestartTime (daily restart)"
+    )
     ib_read_only_api: bool = Field(False, description="1 = gateway API is read-only (no orders)")
     ib_docker_image: str = Field(
         "ghcr.io/gnzsnz/ib-gateway:stable", description="container image (docker mode)"

@@ -154,7 +154,8 @@ def test_depth_cap_names_symbols_without_depth_and_records_the_rest(
     )
     unavailable = {s: v["depth_unavailable"] for s, v in summary.per_symbol.items()}
     assert unavailable["AAPL"] is None
-    assert unavailable["MSFT"] is not None and "309" in unavailable["MSFT"]
+    assert unavailable["MSFT"] is not None
+    assert "309" in unavailable["MSFT"]
     assert pq.read_table(_files(tmp_path, "AAPL", "snapshots")[0]).num_rows > 10
     assert _files(tmp_path, "MSFT", "snapshots") == []
 

@@ -9,12 +9,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 import pyarrow.parquet as pq
 
 from ibdesk.store.inventory import Gap
 from ibdesk.update import gap_request
 from tests.clirunner import invoke
+
+pc: Any = _compute  # pyarrow.compute's functions are generated at import time
 
 DAY = "2025-07-30"
 

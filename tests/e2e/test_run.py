@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 import pyarrow.parquet as pq
 import pytest
 from jsonschema import Draft202012Validator
 
 from ibdesk.store.schemas import BARS, schema_version
 from tests.clirunner import invoke
+
+pc: Any = _compute  # pyarrow.compute's functions are generated at import time
 
 SESSION_DAY = "2025-07-30"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import exchange_calendars as xcals
 import numpy as np
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 import pytest
 
 from ibdesk.config import load_settings
@@ -16,6 +16,8 @@ from ibdesk.ib.connection import ConnectionConfig, IBConnection
 from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
 from ibdesk.ib.pacing import IB_PACING_RULES, PacingScheduler
 from ibdesk.ib.requests import BarsRequest, HistoricalClient, default_margin_s
+
+pc: Any = _compute  # pyarrow.compute's functions are generated at import time
 
 SCALED = IB_PACING_RULES.scaled(0.02)
 JITTER_MARGIN_S = 0.05
@@ -38,7 +40,7 @@ def test_hundred_small_bar_requests_get_no_pacing_violation(sim: Any) -> None:
         await conn.connect()
         try:
             cache = ContractCache()
-            contracts = dict(
+            contracts: dict[str, Any] = dict(
                 zip(
                     SYMBOLS, await cache.qualify(conn.ib, *(stock(s) for s in SYMBOLS)), strict=True
                 )

@@ -28,9 +28,10 @@ def no_decoder_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 @pytest.fixture
 def ib(sim: Any) -> Iterator[IB]:
-    """An ib_async client connected to the test's sim."""
+    """An ib_async client connected to the test's sim; connect fails if any start-up
+    request (positions, orders, account updates, executions) went unanswered."""
     client = IB()
-    client.connect(sim.host, sim.port, clientId=next(_client_ids), timeout=10)
+    client.connect(sim.host, sim.port, clientId=next(_client_ids), timeout=10, raiseSyncErrors=True)
     try:
         yield client
     finally:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any
 
 from ib_async import IB, Stock
 
@@ -84,3 +85,14 @@ def test_runs_in_the_foreground_with_env_defaults_and_stops_on_sigterm() -> None
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_config_from_settings_takes_seed_and_clock_defaults(monkeypatch: Any) -> None:
+    from ibdesk.config import load_settings
+    from ibdesk.sim.server import SimConfig
+
+    monkeypatch.setenv("IBDESK_SIM_SEED", "99")
+    monkeypatch.setenv("IBDESK_SIM_CLOCK", CLOCK)
+    config = SimConfig.from_settings(load_settings(), port=0)
+    assert (config.seed, config.clock, config.port) == (99, CLOCK, 0)
+    assert SimConfig.from_settings(load_settings(), seed=3).seed == 3

@@ -125,3 +125,19 @@ def test_fault_specs_parse() -> None:
     assert parse_fault("depth-halt@5").duration_s == 0.0
     with pytest.raises(ValueError, match="invalid fault"):
         parse_fault("explode@1")
+
+
+def test_scheduled_faults_fire_in_order(sim: Any, ib: IB, errors: Any) -> None:
+    import asyncio
+
+    from ibdesk.sim.faults import run_schedule
+
+    faults = [parse_fault("farm@0.1:0.2"), parse_fault("connectivity@0.5:0.1")]
+    done = asyncio.run_coroutine_threadsafe(run_schedule(sim.sim, faults), sim._loop)
+    for _ in range(40):
+        if done.done():
+            break
+        ib.sleep(0.05)
+    ib.sleep(0.1)
+    assert done.result(1) is None
+    assert [c for c in errors.codes() if c in (2103, 2104, 1100, 1102)] == [2103, 2104, 1100, 1102]

@@ -8,11 +8,12 @@ task is done, so the manifest is always a prefix of the input order.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+
+from ibdesk.store.parquet import atomic_file
 
 
 class ManifestEntry(Protocol):
@@ -56,19 +57,9 @@ class OrderedManifest:
 
 
 def write_json_atomic(payload: dict[str, Any], path: Path) -> Path:
-    """Overwrite `path` with `payload` (temp file in the same folder, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Overwrite `path` with `payload` through the store's one atomic-write mechanism."""
+    with atomic_file(path) as handle:
+        handle.write((json.dumps(payload, indent=2) + "\n").encode("utf-8"))
     return path
 
 

@@ -45,7 +45,9 @@ def _progress_table(rows: list[SymbolProgress]) -> Table:
     for column in ("symbol", "updates/s", "updates", "snapshots", "last gap"):
         table.add_column(column)
     for row in rows:
-        gap = (row.depth_unavailable and f"no depth: {row.depth_unavailable}") or row.last_gap or "-"
+        gap = (
+            (row.depth_unavailable and f"no depth: {row.depth_unavailable}") or row.last_gap or "-"
+        )
         table.add_row(
             row.symbol, f"{row.rate_per_s:,.0f}", f"{row.updates:,}", f"{row.snapshots:,}", gap
         )

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ibdesk import pipeline
@@ -176,7 +176,7 @@ def register(app: typer.Typer) -> None:
                 TimeElapsedColumn(),
                 console=runtime.stderr,
             ) as bar:
-                tasks: dict[str, int] = {}
+                tasks: dict[str, TaskID] = {}
 
                 def show(stage: str, text: str) -> None:
                     for name, task in tasks.items():

@@ -82,15 +82,16 @@ def register(app: typer.Typer) -> None:
             faults = [parse_fault(f) for f in fault or []]
         except ValueError as exc:
             raise UserInputError(str(exc)) from None
-        config = SimConfig(
+        config = SimConfig.from_settings(
+            settings,
             host=host,
             port=port,
-            seed=settings.ibdesk_sim_seed if seed is None else seed,
             clock=clock_text,
             speed=speed,
             depth_cap=depth_cap,
             symbols=tuple(t.symbol for t in chosen) if symbols else (),
             events_per_s=rate,
+            **({} if seed is None else {"seed": seed}),
         )
         try:
             asyncio.run(_serve(config, faults))

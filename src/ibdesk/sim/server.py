@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ibdesk.config import Settings
 from ibdesk.ib.pacing import IB_PACING_RULES, PacingLedger, PacingRules
 from ibdesk.sim import messages as msg
 from ibdesk.sim.calendar import NS, Session, SessionCalendar, parse_clock, to_et, xnys
@@ -85,6 +86,17 @@ class SimConfig:
     bar_update_interval_s: float = 1.0
     scanner_interval_s: float = 5.0
     starting_cash_usd: float = 100_000.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> SimConfig:
+        """A config whose seed and clock default to IBDESK_SIM_SEED / IBDESK_SIM_CLOCK, for
+        every command that starts a sim (`ibdesk sim`, `run --sim`, `record-depth --sim`)."""
+        fields: dict[str, Any] = {
+            "seed": settings.ibdesk_sim_seed,
+            "clock": settings.ibdesk_sim_clock,
+        }
+        fields.update(overrides)
+        return cls(**fields)
 
 
 class SimClock:
