@@ -154,3 +154,9 @@ def test_secret_never_in_masked_view_or_error(monkeypatch: pytest.MonkeyPatch) -
 
 def test_settings_is_the_only_source_of_defaults() -> None:
     assert Settings.model_fields["ib_client_id"].default == 1
+
+
+def test_readme_documents_every_variable() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in env_var_names() if name not in readme]
+    assert missing == []

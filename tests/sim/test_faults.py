@@ -128,12 +128,10 @@ def test_fault_specs_parse() -> None:
 
 
 def test_scheduled_faults_fire_in_order(sim: Any, ib: IB, errors: Any) -> None:
-    import asyncio
-
     from ibdesk.sim.faults import run_schedule
 
     faults = [parse_fault("farm@0.1:0.2"), parse_fault("connectivity@0.5:0.1")]
-    done = asyncio.run_coroutine_threadsafe(run_schedule(sim.sim, faults), sim._loop)
+    done = sim.submit(run_schedule(sim.sim, faults))
     for _ in range(40):
         if done.done():
             break

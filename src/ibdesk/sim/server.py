@@ -9,6 +9,7 @@ event loop; `SimThread` runs one on a background thread for blocking callers (te
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -1152,6 +1153,10 @@ class SimThread:
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start a coroutine on the sim's loop (e.g. `faults.run_schedule`); returns at once."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the sim's loop (consistent with the stream) and return its result."""
