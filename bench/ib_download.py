@@ -71,7 +71,7 @@ sent = collections.Counter()
 if spec.get("count_depth"):
     encode = sim_server.DepthSub.encode
     def counted(self, *args):
-        sent[(self.conn.client_id, self.req_id)] += 1
+        sent[self] += 1  # per subscription object: req ids repeat across connections
         return encode(self, *args)
     sim_server.DepthSub.encode = counted
 config = sim_server.SimConfig(
@@ -113,7 +113,7 @@ async def main():
             by = {}
             for symbol, market in server.markets.items():
                 for sub in market.depth_subs:
-                    by[f"{sub.conn.client_id}:{symbol}"] = sent[(sub.conn.client_id, sub.req_id)]
+                    by[f"{sub.conn.client_id}:{symbol}"] = sent[sub]
             reply(json.dumps(by))
         elif cmd == "quit":
             break

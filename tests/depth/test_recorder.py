@@ -83,8 +83,11 @@ def test_messages_file_alone_rebuilds_every_snapshot(sim: Any, tmp_path: Path) -
     np.testing.assert_array_equal(rebuilt, _snapshot_matrix(snaps, 20))
 
 
+@pytest.mark.parametrize("sim", [{"events_per_s": 2000.0}], indirect=True)
 def test_recorded_book_matches_simulator_truth(sim: Any, tmp_path: Path) -> None:
-    async def scenario() -> None:
+    """Thousands of operations (inserts and deletes mid-book), then the book is compared."""
+
+    async def scenario() -> RecordSummary:
         config = RecordConfig(
             output=tmp_path / "level2",
             port=sim.port,
@@ -94,14 +97,16 @@ def test_recorded_book_matches_simulator_truth(sim: Any, tmp_path: Path) -> None
             duration_s=3.0,
         )
         loop = asyncio.get_running_loop()
-        loop.call_later(1.5, sim.pause)
-        await Recorder(load_settings(), config).run()
+        loop.call_later(2.0, sim.pause)
+        return await Recorder(load_settings(), config).run()
 
     try:
-        asyncio.run(scenario())
+        summary = asyncio.run(scenario())
         truth = sim.book("NVDA", 10)
     finally:
         sim.resume()
+    assert summary.per_symbol["NVDA"]["updates_received"] >= 2000
+    assert summary.per_symbol["NVDA"]["position_anomalies"] == 0
     [snap_file] = _files(tmp_path, "NVDA", "snapshots")
     last = _snapshot_matrix(pq.read_table(snap_file), 10)[-1]
     bids = [p for p, _ in truth.bids]

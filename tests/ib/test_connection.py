@@ -111,22 +111,28 @@ def test_daily_restart_reconnects_and_depth_flows_again(sim: Any) -> None:
         await conn.connect()
         try:
             sub = await _subscribed_depth(conn)
+            quotes = conn.subscribe_market_data(sub.contract)
+            await _until(lambda: bool(quotes.ticker and quotes.ticker.bid == quotes.ticker.bid))
             generation = sub.generation
             sim.restart(0.5)
             await _until(lambda: any(isinstance(e, Reconnected) for e in events), 15)
-            await _until(lambda: any(isinstance(e, GapEnded) for e in events), 15)
+            await _until(
+                lambda: {sub.key, quotes.key} <= {e.key for e in events if isinstance(e, GapEnded)},
+                15,
+            )
             assert sub.generation == generation + 1
+            assert quotes.generation == 2
             assert conn.subscriptions[sub.key] is sub
             assert conn.reconnects == 1
-            received = sub.last_data_s
-            await _until(lambda: sub.last_data_s > received)
+            received = (sub.last_data_s, quotes.last_data_s)
+            await _until(lambda: sub.last_data_s > received[0] and quotes.last_data_s > received[1])
         finally:
             await conn.close()
 
     _run(scenario)
     started = [e for e in events if isinstance(e, GapStarted)]
     ended = [e for e in events if isinstance(e, GapEnded)]
-    assert [e.reason for e in started] == [GapReason.DISCONNECTED]
+    assert [e.reason for e in started] == [GapReason.DISCONNECTED, GapReason.DISCONNECTED]
     assert ended[0].end_ns > ended[0].start_ns
     assert ended[0].reason is GapReason.DISCONNECTED
 

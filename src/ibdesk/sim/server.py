@@ -268,7 +268,11 @@ class Market:
             if position >= rows or sub.silent:
                 continue
             out = sub.conn.out.append
-            if op == 1:
+            if op == 1 and not sub.smart:  # the most common message, inlined
+                price = _PRICES.get(price_c) or _price(price_c)
+                body = f"{sub.prefix}{position}{sub.parts[side][1]}{price}\0{size}\0"
+                out(_LENGTHS[len(body)] + body)
+            elif op == 1:
                 out(sub.encode(position, 1, side, price_c, size))
             elif op == 0:
                 prices = book.px[side]
