@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import pytest
-from ib_async import IB, Stock, TickByTickBidAsk
+from ib_async import IB, Stock, TickByTickBidAsk, TickByTickMidPoint
 
 FAST = [{"events_per_s": 600.0}]
 
@@ -66,3 +66,20 @@ def test_tick_by_tick_bid_ask_follows_the_top_of_book(sim: Any, ib: IB, tsla: St
     assert last is not None
     assert isinstance(last, TickByTickBidAsk)
     assert (last.bidPrice, last.askPrice) == (truth.bids[0][0], truth.asks[0][0])
+
+
+@pytest.mark.parametrize("sim", FAST, indirect=True)
+def test_tick_by_tick_midpoint_follows_the_top_of_book(sim: Any, ib: IB, tsla: Stock) -> None:
+    ticker = ib.reqTickByTickData(tsla, "MidPoint")
+    seen: list[float] = []
+    ticker.updateEvent.connect(
+        lambda t: seen.extend(
+            x.midPoint for x in t.tickByTicks if isinstance(x, TickByTickMidPoint)
+        )
+    )
+    ib.sleep(1.0)
+    sim.pause()
+    ib.sleep(0.3)
+    truth = sim.book("TSLA", 1)
+    assert seen
+    assert seen[-1] == pytest.approx((truth.bids[0][0] + truth.asks[0][0]) / 2)

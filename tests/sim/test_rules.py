@@ -76,3 +76,40 @@ def test_closing_the_socket_ends_its_subscriptions(sim: Any) -> None:
     assert sim.call(
         lambda: (sim.sim.depth_in_use, len(market.depth_subs), len(market.quote_subs))
     ) == (0, 0, 0)
+
+
+def test_an_invalid_order_gets_321_and_the_session_survives(sim: Any) -> None:
+    with socket.create_connection((sim.host, sim.port), timeout=5) as sock:
+        body = b"v100..178"
+        sock.sendall(b"API\x00" + len(body).to_bytes(4, "big") + body)
+        sock.sendall(encode(71, 2, 78, ""))
+        sock.sendall(
+            encode(
+                3,
+                5,
+                0,
+                "TSLA",
+                "STK",
+                "",
+                0.0,
+                "",
+                "",
+                "SMART",
+                "",
+                "USD",
+                "",
+                "",
+                "",
+                "",
+                "BUY",
+                1,
+                "LMT",
+                "not-a-price",
+            )
+        )
+        sock.sendall(encode(49, 1))
+        reader = FrameReader()
+        seen: list[list[str]] = []
+        while not any(m[0] == "49" for m in seen):
+            seen += reader.feed(sock.recv(65536))
+        assert ["4", "2", "5", "321"] in [m[:4] for m in seen]

@@ -13,7 +13,9 @@ missing (null or NaN) price means the level is empty; a missing size counts as 0
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -266,6 +268,88 @@ def level_count(columns: list[str]) -> int:
     return k
 
 
+def snapshot_columns(levels: int) -> list[str]:
+    """The snapshot columns the analysis reads: ts, every level's sizes (depth, heatmap)
+    and the prices of the OFI levels only (deeper prices enter no metric)."""
+    ofi_levels = min(MAX_OFI_LEVELS, levels)
+    return [
+        "ts",
+        *(f"{side}_sz_{k:02d}" for side in ("bid", "ask") for k in range(levels)),
+        *(f"{side}_px_{k:02d}" for side in ("bid", "ask") for k in range(ofi_levels)),
+    ]
+
+
+def normalize_chunk(chunk: pl.DataFrame, levels: int) -> pl.DataFrame:
+    """`snapshot_columns` of `chunk` in the analysis' types: ts int64 ns, sizes float64
+    with missing = 0, prices float64 with missing = NaN.
+
+    Only the columns that need it are converted, so a normalized chunk costs nothing to
+    normalize again; the loader calls this while decoding, in its read-ahead thread.
+    """
+    frame = chunk.select(snapshot_columns(levels))
+    fixes: list[pl.Expr] = []
+    ts_dtype = frame.schema["ts"]
+    if isinstance(ts_dtype, pl.Datetime):
+        fixes.append(pl.col("ts").dt.cast_time_unit("ns").cast(pl.Int64))
+    elif ts_dtype != pl.Int64:
+        fixes.append(pl.col("ts").cast(pl.Int64))
+    for series in frame.get_columns()[1:]:
+        if series.dtype != pl.Float64 or series.null_count():
+            missing = 0.0 if "_sz_" in series.name else np.nan
+            fixes.append(pl.col(series.name).cast(pl.Float64).fill_null(missing))
+    return frame.with_columns(fixes) if fixes else frame
+
+
+def _chunk_arrays(
+    chunk: pl.DataFrame, levels: int, ofi_levels: int
+) -> tuple[IntArray, list[FloatArray], list[FloatArray], list[FloatArray], list[FloatArray]]:
+    """ts (int64 ns), bid and ask sizes per level (missing = 0), bid and ask prices of
+    the OFI levels (missing = NaN), as numpy arrays (views, no copy, for single-chunk
+    columns without nulls)."""
+    arrays = [series.to_numpy() for series in normalize_chunk(chunk, levels).get_columns()]
+    floats: list[FloatArray] = [np.asarray(a, dtype=np.float64) for a in arrays[1:]]
+    at = 2 * levels
+    return (
+        np.asarray(arrays[0], dtype=np.int64),
+        floats[:levels],
+        floats[levels:at],
+        floats[at : at + ofi_levels],
+        floats[at + ofi_levels :],
+    )
+
+
+def _running_totals(sizes: list[FloatArray]) -> dict[int, FloatArray]:
+    """Σ sizes over the first 1, min(5, N) and N levels, per row (one add per level)."""
+    last = len(sizes)
+    wanted = {1, min(MAX_OFI_LEVELS, last), last}
+    out: dict[int, FloatArray] = {}
+    total = sizes[0]
+    for k in range(last):
+        if k == 1:
+            total = total + sizes[1]
+        elif k > 1:
+            np.add(total, sizes[k], out=total)
+        if k + 1 in wanted:
+            out[k + 1] = total.copy() if 1 <= k < last - 1 else total
+    return out
+
+
+def _ofi_pairs(
+    bid_px: FloatArray, bid_sz: FloatArray, ask_px: FloatArray, ask_sz: FloatArray
+) -> FloatArray:
+    """`ofi_contribution` between consecutive rows of one chunk, for sizes without NaN.
+
+    Pairs lacking a price come out finite (comparisons with NaN are false); the caller
+    masks them to 0.
+    """
+    pb, pb_prev, pa, pa_prev = bid_px[1:], bid_px[:-1], ask_px[1:], ask_px[:-1]
+    e = (pb >= pb_prev) * bid_sz[1:]
+    e -= (pb <= pb_prev) * bid_sz[:-1]
+    e -= (pa <= pa_prev) * ask_sz[1:]
+    e += (pa >= pa_prev) * ask_sz[:-1]
+    return e
+
+
 def ofi_contribution(
     bid_px: FloatArray,
     bid_sz: FloatArray,
@@ -331,20 +415,30 @@ class Groups:
 
 
 def group_sorted(
-    keys: IntArray, sums: dict[str, FloatArray], lasts: dict[str, FloatArray]
+    keys: IntArray,
+    sums: dict[str, FloatArray],
+    lasts: dict[str, FloatArray],
+    count: str | None = None,
 ) -> Groups:
-    """Reduce runs of equal keys (rows sorted by key) with `reduceat`, no Python row loop."""
+    """Reduce runs of equal keys (rows sorted by key) with `reduceat`, no Python row loop.
+
+    With `count`, the number of rows of each key is added to the sums under that name.
+    """
     if len(keys) == 0:
-        return Groups(
-            keys, {k: v[:0] for k, v in sums.items()}, {k: v[:0] for k, v in lasts.items()}
-        )
+        empty_sums = {k: v[:0] for k, v in sums.items()}
+        if count is not None:
+            empty_sums[count] = np.zeros(0)
+        return Groups(keys, empty_sums, {k: v[:0] for k, v in lasts.items()})
     starts = np.concatenate(([0], np.flatnonzero(keys[1:] != keys[:-1]) + 1))
     out_lasts: dict[str, FloatArray] = {}
     positions = np.arange(len(keys))
     for name, values in lasts.items():
         at = np.maximum.reduceat(np.where(np.isnan(values), -1, positions), starts)
         out_lasts[name] = np.where(at >= 0, values[np.maximum(at, 0)], np.nan)
-    return Groups(keys[starts], {k: np.add.reduceat(v, starts) for k, v in sums.items()}, out_lasts)
+    out_sums = {k: np.add.reduceat(v, starts) for k, v in sums.items()}
+    if count is not None:
+        out_sums[count] = np.diff(np.append(starts, len(keys))).astype(np.float64)
+    return Groups(keys[starts], out_sums, out_lasts)
 
 
 def merge_groups(parts: list[Groups]) -> Groups:
@@ -364,9 +458,6 @@ def merge_groups(parts: list[Groups]) -> Groups:
 
 # --------------------------------------------------------------------------- book pass
 
-_SIDES = ("bid_px", "bid_sz", "ask_px", "ask_sz")
-
-
 class BookAccumulator:
     """Folds snapshot chunks, in time order, into the day's book statistics.
 
@@ -376,13 +467,15 @@ class BookAccumulator:
     """
 
     __slots__ = (
+        "_carry",
         "_levels",
         "_mid_parts",
         "_minute_parts",
         "_ofi_levels",
         "_params",
-        "_prev",
+        "_prev_both",
         "_spread_parts",
+        "_totals",
         "_ts_parts",
         "_window_parts",
         "rows",
@@ -394,7 +487,11 @@ class BookAccumulator:
         self._levels = levels
         self._ofi_levels = min(MAX_OFI_LEVELS, levels)
         self._params = params
-        self._prev: dict[str, float] = {}
+        nan = np.full(1, np.nan)
+        # last row of the previous chunk per OFI level: bid px, bid size, ask px, ask size
+        self._carry: list[tuple[FloatArray, ...]] = [(nan, nan, nan, nan)] * self._ofi_levels
+        self._prev_both = False
+        self._totals: dict[str, float] = defaultdict(float)
         self._ts_parts: list[IntArray] = []
         self._mid_parts: list[FloatArray] = []
         self._spread_parts: list[FloatArray] = []
@@ -407,74 +504,79 @@ class BookAccumulator:
         n = chunk.height
         if n == 0:
             return
-        ts = _ts_ns(chunk)
-        order: IntArray | None = None
+        levels, ofi_levels = self._levels, self._ofi_levels
+        ts, bids, asks, bid_px, ask_px = _chunk_arrays(chunk, levels, ofi_levels)
         if n > 1 and bool(np.any(ts[1:] < ts[:-1])):
-            order = np.argsort(ts, kind="stable").astype(np.int64)
+            order = np.argsort(ts, kind="stable")
             ts = ts[order]
-        levels = self._levels
-
-        def sizes(name: str) -> FloatArray:
-            values = _sizes(chunk, name)
-            return values[order] if order is not None else values
-
-        bids = [sizes(f"bid_sz_{k:02d}") for k in range(levels)]
-        asks = [sizes(f"ask_sz_{k:02d}") for k in range(levels)]
-
-        def prices(name: str) -> FloatArray:
-            values = _floats(chunk, name)
-            return values[order] if order is not None else values
-
+            bids, asks = [a[order] for a in bids], [a[order] for a in asks]
+            bid_px, ask_px = [a[order] for a in bid_px], [a[order] for a in ask_px]
         self.rows += n
-        bid0, ask0 = prices("bid_px_00"), prices("ask_px_00")
-        both = ~(np.isnan(bid0) | np.isnan(ask0))
+        totals = self._totals
+
+        # depth: row totals over 1, 5 and all levels feed the imbalances (day totals only;
+        # the mean sizes come from the per-minute sums of each level)
+        bid_cum, ask_cum = _running_totals(bids), _running_totals(asks)
+        if np.isnan(bid_cum[levels].sum() + ask_cum[levels].sum()):  # a NaN size counts as 0
+            bids = [np.where(np.isnan(a), 0.0, a) for a in bids]
+            asks = [np.where(np.isnan(a), 0.0, a) for a in asks]
+            bid_cum, ask_cum = _running_totals(bids), _running_totals(asks)
+        for label, depth in (("1", 1), ("5", min(MAX_OFI_LEVELS, levels)), ("all", levels)):
+            b, a = bid_cum[depth], ask_cum[depth]
+            both_sides = b + a
+            has_depth = both_sides > 0
+            share = np.divide(b - a, both_sides, out=np.zeros(n), where=has_depth)
+            totals[f"imb_{label}_sum"] += float(share.sum())
+            totals[f"imb_{label}_n"] += float(np.count_nonzero(has_depth))
+
+        # level 0: mid and spread (NaN where a side is missing), microprice offset
+        bid0, ask0 = bid_px[0], ask_px[0]
         with np.errstate(invalid="ignore"):
-            mid = np.where(both, (bid0 + ask0) / 2.0, np.nan)
-            spread = np.where(both, ask0 - bid0, np.nan)
-            micro_off = np.where(both, microprice(bid0, bids[0], ask0, asks[0]) - mid, np.nan)
+            mid = (bid0 + ask0) * 0.5
+            spread = ask0 - bid0
+            micro_off = microprice(bid0, bids[0], ask0, asks[0]) - mid
+        has_micro = ~np.isnan(micro_off)
+        totals["micro_sum"] += float(np.sum(micro_off, where=has_micro))
+        totals["micro_n"] += float(np.count_nonzero(has_micro))
+        has_spread = ~np.isnan(spread)
 
-        sums: dict[str, FloatArray] = {"rows": np.ones(n)}
-        sums.update((f"bsz_{k}", bids[k]) for k in range(levels))
-        sums.update((f"asz_{k}", asks[k]) for k in range(levels))
-        for name, values in (("spread", spread), ("micro", micro_off)):
-            present = ~np.isnan(values)
-            sums[f"{name}_sum"] = np.where(present, values, 0.0)
-            sums[f"{name}_n"] = present.astype(np.float64)
-        bid_total, ask_total = np.zeros(n), np.zeros(n)
-        for k in range(levels):
-            bid_total = bid_total + bids[k]
-            ask_total = ask_total + asks[k]
-            for label, depth in (("1", 1), ("5", min(5, levels)), ("all", levels)):
-                if k + 1 == depth:
-                    sums[f"bid_{label}_sum"], sums[f"ask_{label}_sum"] = bid_total, ask_total
-                    imb = imbalance(bid_total, ask_total)
-                    present = ~np.isnan(imb)
-                    sums[f"imb_{label}_sum"] = np.where(present, imb, 0.0)
-                    sums[f"imb_{label}_n"] = present.astype(np.float64)
-
+        # OFI per level; the first row pairs with the previous chunk's last row
+        both = has_spread
         pair_ok = np.empty(n, dtype=bool)
-        pair_ok[0] = both[0] and self._prev.get("both", 0.0) > 0
-        pair_ok[1:] = both[1:] & both[:-1]
-        for k in range(self._ofi_levels):
-            arrays = [prices(f"bid_px_{k:02d}"), bids[k], prices(f"ask_px_{k:02d}"), asks[k]]
-            carry = [np.array([self._prev.get(f"{p}_{k}", np.nan)]) for p in _SIDES]
+        pair_ok[0] = bool(both[0]) and self._prev_both
+        np.logical_and(both[1:], both[:-1], out=pair_ok[1:])
+        ofi: dict[str, FloatArray] = {}
+        for k in range(ofi_levels):
+            arrays = (bid_px[k], bids[k], ask_px[k], asks[k])
             e = np.empty(n)
-            # the first row pairs with the previous chunk's last row; the rest within the chunk
-            e[:1] = ofi_contribution(*(a[:1] for a in arrays), *carry)
-            e[1:] = ofi_contribution(*(a[1:] for a in arrays), *(a[:-1] for a in arrays))
-            sums[f"ofi_{k}"] = np.where(pair_ok & ~np.isnan(e), e, 0.0)
-            for p, a in zip(_SIDES, arrays, strict=True):
-                self._prev[f"{p}_{k}"] = float(a[-1])
-        self._prev["both"] = 1.0 if both[-1] else 0.0
+            e[:1] = ofi_contribution(*(a[:1] for a in arrays), *self._carry[k])
+            e[1:] = _ofi_pairs(*arrays)
+            has_level = ~(np.isnan(bid_px[k]) | np.isnan(ask_px[k]))
+            valid = pair_ok.copy()
+            valid[1:] &= has_level[1:] & has_level[:-1]
+            e[0] = e[0] if valid[0] and np.isfinite(e[0]) else 0.0
+            e *= valid
+            ofi[f"ofi_{k}"] = e
+            totals[f"ofi_{k}"] += float(e.sum())
+            self._carry[k] = tuple(a[-1:].copy() for a in arrays)
+        self._prev_both = bool(both[-1])
 
         self._ts_parts.append(ts)
         self._mid_parts.append(mid)
         self._spread_parts.append(spread)
-        ofi = {f"ofi_{k}": sums[f"ofi_{k}"] for k in range(self._ofi_levels)}
         self._window_parts.append(
             group_sorted(ts // self._params.window_ns, ofi, {"mid": mid, "micro": micro_off})
         )
-        self._minute_parts.append(group_sorted(ts // NS_PER_MINUTE, sums, {"mid": mid}))
+        sums: dict[str, FloatArray] = {
+            "spread_sum": np.where(has_spread, spread, 0.0),
+            "spread_n": has_spread.astype(np.float64),
+            "ofi_0": ofi["ofi_0"],
+        }
+        sums.update((f"bsz_{k}", bids[k]) for k in range(levels))
+        sums.update((f"asz_{k}", asks[k]) for k in range(levels))
+        self._minute_parts.append(
+            group_sorted(ts // NS_PER_MINUTE, sums, {"mid": mid}, count="rows")
+        )
 
     def finish(self) -> BookStats:
         """The day's statistics; call once after the last chunk."""
@@ -484,13 +586,19 @@ class BookAccumulator:
         if len(ts) > 1 and bool(np.any(ts[1:] < ts[:-1])):
             order = np.argsort(ts, kind="stable")
             ts, mid, spread = ts[order], mid[order], spread[order]
+        # the spread's partial sorts release the GIL: run them beside the merges and fits
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ibdesk-depth-spread")
+        spread_stats = pool.submit(_spread_stats, ts, mid, spread, self._params.max_gap_ns)
+        pool.shutdown(wait=False)
         minutes = merge_groups(self._minute_parts)
         windows = merge_groups(self._window_parts)
         series, window_ids = self._window_series(windows)
 
         def total(name: str) -> float:
-            values = minutes.sums.get(name)
-            return float(values.sum()) if values is not None else 0.0
+            return float(self._totals.get(name, 0.0))
+
+        def size_total(side: str, depth: int) -> float:
+            return float(sum(float(minutes.sums[f"{side}_{k}"].sum()) for k in range(depth)))
 
         ofi_levels = tuple(
             OfiLevel(
@@ -508,13 +616,14 @@ class BookAccumulator:
             n_windows=int(has_offset.sum()),
         )
         rows = float(self.rows)
+        top5 = min(MAX_OFI_LEVELS, self._levels)
         depth = DepthStats(
-            bid_size_1=_mean(total("bid_1_sum"), rows),
-            ask_size_1=_mean(total("ask_1_sum"), rows),
-            bid_size_5=_mean(total("bid_5_sum"), rows),
-            ask_size_5=_mean(total("ask_5_sum"), rows),
-            bid_size_all=_mean(total("bid_all_sum"), rows),
-            ask_size_all=_mean(total("ask_all_sum"), rows),
+            bid_size_1=_mean(size_total("bsz", 1), rows),
+            ask_size_1=_mean(size_total("asz", 1), rows),
+            bid_size_5=_mean(size_total("bsz", top5), rows),
+            ask_size_5=_mean(size_total("asz", top5), rows),
+            bid_size_all=_mean(size_total("bsz", self._levels), rows),
+            ask_size_all=_mean(size_total("asz", self._levels), rows),
             imbalance_1=_mean(total("imb_1_sum"), total("imb_1_n")),
             imbalance_5=_mean(total("imb_5_sum"), total("imb_5_n")),
             imbalance_all=_mean(total("imb_all_sum"), total("imb_all_n")),
@@ -522,7 +631,7 @@ class BookAccumulator:
         return BookStats(
             rows=self.rows,
             levels=self._levels,
-            spread=_spread_stats(ts, mid, spread, self._params.max_gap_ns),
+            spread=spread_stats.result(),
             depth=depth,
             ofi_levels=ofi_levels,
             ofi_multilevel_fit=fit_ols(series.ofi, series.mid_change),
@@ -576,6 +685,9 @@ class BookAccumulator:
             )
         sums = minutes.sums
         rows = sums["rows"]
+        bid_sums = np.column_stack([sums[f"bsz_{k}"] for k in range(self._levels)])
+        ask_sums = np.column_stack([sums[f"asz_{k}"] for k in range(self._levels)])
+        per_row = rows[:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
             return Dynamics(
                 minute_ns=minutes.keys * NS_PER_MINUTE,
@@ -584,15 +696,11 @@ class BookAccumulator:
                 spread_mean=np.where(
                     sums["spread_n"] > 0, sums["spread_sum"] / sums["spread_n"], np.nan
                 ),
-                bid_depth=sums["bid_all_sum"] / rows,
-                ask_depth=sums["ask_all_sum"] / rows,
+                bid_depth=bid_sums.sum(axis=1) / rows,
+                ask_depth=ask_sums.sum(axis=1) / rows,
                 ofi=sums["ofi_0"],
-                bid_size_by_level=np.column_stack(
-                    [sums[f"bsz_{k}"] / rows for k in range(self._levels)]
-                ),
-                ask_size_by_level=np.column_stack(
-                    [sums[f"asz_{k}"] / rows for k in range(self._levels)]
-                ),
+                bid_size_by_level=bid_sums / per_row,
+                ask_size_by_level=ask_sums / per_row,
             )
 
 
@@ -603,25 +711,33 @@ def _spread_stats(
     row (capped at `max_gap_ns` so a pause between sessions does not dominate; the last row
     gets the median gap)."""
     valid = ~np.isnan(spread)
-    count = int(valid.sum())
+    count = int(np.count_nonzero(valid))
     if count == 0:
         return SpreadStats(None, None, None, None, None, None, None, 0)
-    values = spread[valid]
-    bps = values / mid[valid] * BPS
-    gaps = np.diff(ts).astype(np.float64)
-    last_gap = float(np.median(gaps)) if len(gaps) else 1.0
-    weights = np.minimum(np.append(gaps, last_gap), float(max_gap_ns))[valid]
-    weight_total = float(weights.sum())
-    tw = (
-        float((weights * values).sum()) / weight_total if weight_total > 0 else float(values.mean())
+    everywhere = count == len(spread)
+    weights = np.empty(len(ts))
+    np.subtract(ts[1:], ts[:-1], out=weights[:-1])
+    weights[-1] = float(np.median(weights[:-1])) if len(ts) > 1 else 1.0
+    np.minimum(weights, float(max_gap_ns), out=weights)
+    where = True if everywhere else valid  # skip the mask when every row has a spread
+    weight_total = float(np.sum(weights, where=where))
+    weighted = float(np.sum(np.multiply(weights, spread, out=weights), where=where))
+    values, mids = (spread.copy(), mid) if everywhere else (spread[valid], mid[valid])
+    mean = float(values.mean())
+    tw = weighted / weight_total if weight_total > 0 else mean
+    bps = np.divide(values, mids)
+    bps *= BPS
+    mean_bps = float(bps.mean())
+    # both arrays are ours: let the partial sorts work in place
+    median, p95 = (float(q) for q in np.percentile(values, [50.0, P95], overwrite_input=True))
+    median_bps, p95_bps = (
+        float(q) for q in np.percentile(bps, [50.0, P95], overwrite_input=True)
     )
-    median, p95 = (float(q) for q in np.percentile(values, [50.0, P95]))
-    median_bps, p95_bps = (float(q) for q in np.percentile(bps, [50.0, P95]))
     return SpreadStats(
-        mean=float(values.mean()),
+        mean=mean,
         median=median,
         p95=p95,
-        mean_bps=_none_if_nan(float(bps.mean())),
+        mean_bps=_none_if_nan(mean_bps),
         median_bps=_none_if_nan(median_bps),
         p95_bps=_none_if_nan(p95_bps),
         time_weighted_mean=tw,

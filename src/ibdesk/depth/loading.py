@@ -23,11 +23,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ibdesk.depth.analysis import level_count
+from ibdesk.depth.analysis import level_count, normalize_chunk, snapshot_columns
 from ibdesk.errors import UserInputError
 from ibdesk.store.layout import Source, level2_dir
 from ibdesk.store.parquet import logical_files
-from ibdesk.store.schemas import file_metadata, level_columns
+from ibdesk.store.schemas import file_metadata
 
 DEFAULT_CHUNK_ROWS = 65_536
 SOURCE_PRIORITY: tuple[Source, ...] = (Source.IBKR, Source.DATABENTO, Source.SIM)
@@ -227,7 +227,8 @@ def select_day(
 def iter_snapshot_chunks(
     selection: DaySelection, chunk_rows: int = DEFAULT_CHUNK_ROWS
 ) -> Iterator[pl.DataFrame]:
-    """The selected snapshot rows in file order, `chunk_rows` at a time (ts and levels only).
+    """The selected snapshot rows in file order, `chunk_rows` at a time: only the columns
+    the analysis uses (`snapshot_columns`), already in its types (`normalize_chunk`).
 
     The next chunk is read in a background thread while the caller works on the current
     one (Parquet decoding releases the GIL), so at most two chunks are in memory.
@@ -256,12 +257,14 @@ def _snapshot_chunks(selection: DaySelection, chunk_rows: int) -> Iterator[pl.Da
     Polars decodes a row group faster than Arrow's batch reader; memory is bounded by the
     larger of `chunk_rows` and the file's row-group size.
     """
-    columns = ["ts", *level_columns(selection.levels)]
+    columns = snapshot_columns(selection.levels)
     for day_file in selection.snapshots:
         for path in day_file.physical:
+            # decoding column-parallel leaves one buffer per column (numpy views later)
+            scan = pl.scan_parquet(path, parallel="columns").select(columns)
             start = 0
             for rows in _read_spans(path, chunk_rows):
-                frame = pl.scan_parquet(path).select(columns).slice(start, rows).collect()
+                frame = normalize_chunk(scan.slice(start, rows).collect(), selection.levels)
                 start += rows
                 yield from frame.iter_slices(chunk_rows)
 

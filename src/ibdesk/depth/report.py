@@ -15,6 +15,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,9 +27,10 @@ from ibdesk.depth import loading
 from ibdesk.depth.analysis import (
     IMPACT_HORIZONS_S,
     AnalysisParams,
+    BookAccumulator,
     DepthAnalysis,
     Fit,
-    analyze,
+    analyze_trades,
 )
 from ibdesk.store.layout import Source
 
@@ -71,12 +73,14 @@ def analyze_day(
         len(selection.snapshots),
         len(selection.trades),
     )
-    result = analyze(
-        loading.iter_snapshot_chunks(selection, chunk_rows),
-        loading.read_trades(selection),
-        selection.levels,
-        params,
-    )
+    # the trades (small) are read in the background while the snapshots stream through
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ibdesk-depth-trades") as pool:
+        trades = pool.submit(loading.read_trades, selection)
+        accumulator = BookAccumulator(selection.levels, params)
+        for chunk in loading.iter_snapshot_chunks(selection, chunk_rows):
+            accumulator.add(chunk)
+        book = accumulator.finish()
+        result = analyze_trades(book, trades.result(), params)
     report = build_report(selection, result)
     perf_log.info(
         "analyze-depth %s %s rows=%d trades=%d levels=%d seconds=%.3f",

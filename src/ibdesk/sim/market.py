@@ -114,32 +114,38 @@ class LiveBook:
 
     # -- events ----------------------------------------------------------------------------
     def step(self) -> None:
-        """Apply one random event: add to a level (35%), cancel from one (27%), a new level
-        (22%) or a market order (16%). Adds and cancels are inlined: this is the hot path."""
+        """Apply one random event (see `run`)."""
+        self.run(1)
+
+    def run(self, events: int) -> None:
+        """Apply `events` random events: add to a level (35%), cancel from one (27%), a new
+        level (22%) or a market order (16%). Adds and cancels are inlined: the hot path."""
         rnd = self._rnd
-        u = rnd()
-        side = 1 if rnd() < 0.5 else 0
-        if u < 0.62:
-            sizes = self.sz[side]
-            row = _ROW_TABLE[int(rnd() * 512)]
-            if row >= len(sizes):
-                row = len(sizes) - 1
-            lots = self.lot * (1 + int(rnd() * 30))
-            if u < 0.35:
-                size = sizes[row] + lots
+        px, sz = self.px, self.sz
+        lot = self.lot
+        on_change = self.on_change
+        for _ in range(events):
+            u = rnd()
+            side = 1 if rnd() < 0.5 else 0
+            if u < 0.62:
+                sizes = sz[side]
+                row = _ROW_TABLE[int(rnd() * 512)]
+                if row >= len(sizes):
+                    row = len(sizes) - 1
+                lots = lot * (1 + int(rnd() * 30))
+                if u < 0.35:
+                    size = sizes[row] + lots
+                else:
+                    size = sizes[row] - lots
+                    if size <= 0:
+                        self._delete(side, row)
+                        continue
+                sizes[row] = size
+                on_change(side, _UPDATE, row, px[side][row], size)
+            elif u < 0.84:
+                self._new_level(side)
             else:
-                size = sizes[row] - lots
-                if size <= 0:
-                    self._delete(side, row)
-                    return
-            sizes[row] = size
-            self.on_change(side, _UPDATE, row, self.px[side][row], size)
-        elif u < 0.84:
-            self._new_level(side)
-        else:
-            self.take(
-                Aggressor.BUY if side == BookSide.ASK else Aggressor.SELL, self._lots() // 2 or 1
-            )
+                self.take(1 if side == BookSide.ASK else -1, self._lots() // 2 or 1)
 
     def _delete(self, side: int, position: int) -> None:
         price = self.px[side].pop(position)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -173,6 +174,7 @@ class TickByTickSub:
     req_id: int
     kind: str
     silent: bool = False
+    last_mid: float = 0.0
 
 
 @dataclass(slots=True, eq=False)
@@ -215,7 +217,8 @@ class Market:
         self.book = LiveBook(last, seed, small_cap=ticker.is_small_cap)
         self.book.on_change = self._on_change
         self.book.on_trade = self._on_trade
-        self.live: list[list[int]] = [[], [], [], [], [], []]
+        # live tape columns (ts, price, size, aggressor, bid, ask): compact 8-byte arrays
+        self.live: list[array[int]] = [array("q") for _ in range(6)]
         self.depth_subs: list[DepthSub] = []
         self.quote_subs: list[QuoteSub] = []
         self.tbt_subs: list[TickByTickSub] = []
@@ -238,7 +241,7 @@ class Market:
             np.array(cols[0], dtype=np.int64),
             np.array(cols[1], dtype=np.int64),
             np.array(cols[2], dtype=np.int64),
-            np.array(cols[3], dtype=np.int8),
+            np.array(cols[3], dtype=np.int64).astype(np.int8),
             np.array(cols[4], dtype=np.int64),
             np.array(cols[5], dtype=np.int64),
         )
@@ -307,6 +310,12 @@ class Market:
         else:
             self._ask_c = px
         for sub in self.tbt_subs:
+            if sub.kind == "MidPoint" and not sub.silent:
+                mid = (book.px[1][0] + book.px[0][0]) / 200
+                if mid != sub.last_mid:
+                    sub.last_mid = mid
+                    now_ns = now_ns or self.sim.clock.now_ns()
+                    sub.conn.send(encode(Out.TICK_BY_TICK, sub.req_id, 4, now_ns // NS, mid))
             if sub.kind == "BidAsk" and not sub.silent:
                 now_ns = now_ns or self.sim.clock.now_ns()
                 sub.conn.send(
@@ -566,7 +575,11 @@ class Connection(asyncio.Protocol):
         if handler is None:
             log.debug("ignoring message %s", fields[:3])
             return
-        handler(self, FieldReader(fields))
+        try:
+            handler(self, FieldReader(fields))
+        except Exception:  # a request the sim cannot parse: tell the client, keep the session
+            log.exception("cannot handle message %s", fields[:4])
+            self.error(-1, 320, f"Error reading request: message id {msg_id}")
 
     # -- output ----------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -726,9 +739,7 @@ class SimServer:
             if count > MAX_EVENTS_PER_TICK:  # behind (a slow loop): drop the backlog
                 count = MAX_EVENTS_PER_TICK
                 market.pending = 0.0
-            step = market.book.step
-            for _ in range(count):
-                step()
+            market.book.run(count)
             if market.orders_dirty or self.blotter.has_working(market.ticker.symbol):
                 market.orders_dirty = False
                 self._match_orders(market)
