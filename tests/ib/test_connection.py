@@ -137,8 +137,25 @@ def test_daily_restart_reconnects_and_depth_flows_again(sim: Any) -> None:
     assert ended[0].reason is GapReason.DISCONNECTED
 
 
-def test_connectivity_restored_with_data_lost_resubscribes(sim: Any) -> None:
+@pytest.mark.parametrize(
+    ("break_feed", "restore_feed", "reason", "resubscribed"),
+    [
+        ("connectivity_lost", "restored_data_lost", GapReason.CONNECTIVITY_LOST, True),  # 1101
+        ("connectivity_lost", "restored_data_kept", GapReason.CONNECTIVITY_LOST, False),  # 1102
+        ("farm_broken", "farm_ok", GapReason.DATA_FARM_BROKEN, True),  # 2103 -> 2104
+    ],
+)
+def test_outage_opens_a_gap_and_recovery_resubscribes_only_when_data_was_lost(
+    sim: Any, break_feed: str, restore_feed: str, reason: GapReason, resubscribed: bool
+) -> None:
     events: list[ConnectionEvent] = []
+    faults = {
+        "connectivity_lost": sim.connectivity_lost,
+        "restored_data_lost": lambda: sim.connectivity_restored(data_kept=False),
+        "restored_data_kept": lambda: sim.connectivity_restored(data_kept=True),
+        "farm_broken": sim.farm_broken,
+        "farm_ok": sim.farm_ok,
+    }
 
     async def scenario() -> None:
         conn = _connection(sim)
@@ -146,61 +163,18 @@ def test_connectivity_restored_with_data_lost_resubscribes(sim: Any) -> None:
         await conn.connect()
         try:
             sub = await _subscribed_depth(conn)
-            sim.connectivity_lost()
+            faults[break_feed]()
             await _until(lambda: any(isinstance(e, GapStarted) for e in events))
-            sim.connectivity_restored(data_kept=False)
+            faults[restore_feed]()
             await _until(lambda: any(isinstance(e, GapEnded) for e in events))
-            assert sub.generation == 2
-        finally:
-            await conn.close()
-
-    _run(scenario)
-    assert any(
-        isinstance(e, Resubscribed) and e.reason is GapReason.CONNECTIVITY_LOST for e in events
-    )
-
-
-def test_connectivity_restored_with_data_kept_does_not_resubscribe(sim: Any) -> None:
-    events: list[ConnectionEvent] = []
-
-    async def scenario() -> None:
-        conn = _connection(sim)
-        conn.add_listener(events.append)
-        await conn.connect()
-        try:
-            sub = await _subscribed_depth(conn)
-            sim.connectivity_lost()
-            await _until(lambda: any(isinstance(e, GapStarted) for e in events))
-            sim.connectivity_restored(data_kept=True)
-            await _until(lambda: any(isinstance(e, GapEnded) for e in events))
-            assert sub.generation == 1
-        finally:
-            await conn.close()
-
-    _run(scenario)
-    assert not any(isinstance(e, Resubscribed) for e in events)
-
-
-def test_data_farm_broken_then_ok_resubscribes(sim: Any) -> None:
-    events: list[ConnectionEvent] = []
-
-    async def scenario() -> None:
-        conn = _connection(sim)
-        conn.add_listener(events.append)
-        await conn.connect()
-        try:
-            sub = await _subscribed_depth(conn)
-            sim.farm_broken()
-            await _until(lambda: any(isinstance(e, GapStarted) for e in events))
-            sim.farm_ok()
-            await _until(lambda: any(isinstance(e, GapEnded) for e in events))
-            assert sub.generation == 2
+            assert sub.generation == (2 if resubscribed else 1)
         finally:
             await conn.close()
 
     _run(scenario)
     gap = next(e for e in events if isinstance(e, GapStarted))
-    assert gap.reason is GapReason.DATA_FARM_BROKEN
+    assert gap.reason is reason
+    assert any(isinstance(e, Resubscribed) and e.reason is reason for e in events) is resubscribed
 
 
 def test_silent_feed_is_detected_and_rerequested(sim: Any) -> None:

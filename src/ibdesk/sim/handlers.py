@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ibdesk.ib.pacing import HistoricalRequestKey
 from ibdesk.sim import messages as msg
-from ibdesk.sim.calendar import NS, to_et
+from ibdesk.sim.calendar import NS
 from ibdesk.sim.history import (
     BarRequest,
     BarSet,
@@ -135,26 +135,7 @@ def req_executions(conn: Connection, reader: FieldReader) -> None:
         order = ex.order
         if order.client_id != conn.client_id:
             continue
-        when = to_et(ex.time_ns).strftime("%Y%m%d %H:%M:%S") + " US/Eastern"
-        conn.send(
-            msg.exec_details(
-                req_id,
-                order.order_id,
-                order.ticker,
-                ex.exec_id,
-                when,
-                order.account,
-                "BOT" if order.aggressor > 0 else "SLD",
-                ex.size,
-                ex.price_c / 100,
-                order.perm_id,
-                order.client_id,
-                ex.cum_qty,
-                ex.avg_price,
-                order.order_ref,
-            )
-        )
-        conn.send(msg.commission_report(ex.exec_id, ex.commission_usd, ex.realized_pnl_usd))
+        conn.send(msg.execution_report(req_id, ex))
     conn.send(encode(Out.EXECUTION_DATA_END, 1, req_id))
 
 

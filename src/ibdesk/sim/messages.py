@@ -7,10 +7,15 @@ official `ibapi` decoder at version 178 (no version field where 178 dropped it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from ibdesk.sim.calendar import to_et
 from ibdesk.sim.history import BarSet, format_bar_time
 from ibdesk.sim.protocol import Out, encode, format_price
 from ibdesk.sim.universe import Ticker
+
+if TYPE_CHECKING:
+    from ibdesk.sim.orders import Execution
 
 TIME_ZONE_ID = "US/Eastern"
 TRADING_HOURS = "0400-2000"
@@ -464,3 +469,26 @@ SCANNER_PARAMETERS_XML = (
     "<instruments>STK</instruments></ScanType>"
     "</ScanTypeList></ScanParameterResponse>"
 )
+
+
+def execution_report(req_id: int, ex: Execution) -> bytes:
+    """execDetails then commissionReport for one fill (`req_id` -1 when unsolicited)."""
+    order = ex.order
+    when = to_et(ex.time_ns).strftime("%Y%m%d %H:%M:%S") + " US/Eastern"
+    details = exec_details(
+        req_id,
+        order.order_id,
+        order.ticker,
+        ex.exec_id,
+        when,
+        order.account,
+        "BOT" if order.aggressor > 0 else "SLD",
+        ex.size,
+        ex.price_c / 100,
+        order.perm_id,
+        order.client_id,
+        ex.cum_qty,
+        ex.avg_price,
+        order.order_ref,
+    )
+    return details + commission_report(ex.exec_id, ex.commission_usd, ex.realized_pnl_usd)

@@ -879,27 +879,7 @@ class SimServer:
                 conn.send(msg.open_order(_order_view(order)))
                 conn.send(_status(order))
                 continue
-            ex = notice.execution
-            when = to_et(ex.time_ns).strftime("%Y%m%d %H:%M:%S") + " US/Eastern"
-            conn.send(
-                msg.exec_details(
-                    -1,
-                    order.order_id,
-                    order.ticker,
-                    ex.exec_id,
-                    when,
-                    order.account,
-                    "BOT" if order.aggressor > 0 else "SLD",
-                    ex.size,
-                    ex.price_c / 100,
-                    order.perm_id,
-                    order.client_id,
-                    ex.cum_qty,
-                    ex.avg_price,
-                    order.order_ref,
-                )
-            )
-            conn.send(msg.commission_report(ex.exec_id, ex.commission_usd, ex.realized_pnl_usd))
+            conn.send(msg.execution_report(-1, notice.execution))
             conn.send(msg.open_order(_order_view(order)))
             conn.send(_status(order))
         if not any(n.execution is not None for n in notices):
