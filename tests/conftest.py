@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ibdesk.config import Settings, env_var_names, load_settings
+from tests.backfill.dbserver import DatabentoTestServer, backfill_env, running_server
 
 
 @pytest.fixture(autouse=True)
@@ -57,3 +58,18 @@ def sim(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield thread
     finally:
         thread.stop()
+
+
+@pytest.fixture
+def db_server() -> Iterator[DatabentoTestServer]:
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def db_env(db_server: DatabentoTestServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment that enables backfill against the loopback server, with fast retries."""
+    env = backfill_env(db_server)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ibdesk.backfill.manifest import read_manifest
-from tests.backfill.dbserver import DatabentoTestServer, backfill_env, running_server, seed_day
+from tests.backfill.dbserver import DatabentoTestServer, seed_day
 from tests.clirunner import invoke
 
 DAY = date(2024, 3, 8)
@@ -27,20 +26,6 @@ SUMMARY_RE = (
     r"^SUMMARY WRITE=\d+ SKIP=\d+ EMPTY=\d+ ERROR=\d+ total=\d+ "
     r"concurrency=\d+ duration=\d+\.\d{3}s$"
 )
-
-
-@pytest.fixture
-def db_server() -> Iterator[DatabentoTestServer]:
-    with running_server() as server:
-        yield server
-
-
-@pytest.fixture
-def db_env(db_server: DatabentoTestServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = backfill_env(db_server)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
 
 
 @pytest.fixture
