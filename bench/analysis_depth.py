@@ -8,16 +8,22 @@ trades) as ibkr captures in a temp folder, then times, side by side in this one 
 - baseline: the same metrics as a user would write them in a pandas notebook (read the
   whole file, vectorised pandas/numpy, merge_asof, groupby/resample).
 Both are checked to agree on key numbers first. Wall time: median/min/max over `--reps`
-runs for one day and for `--days` days. Peak memory: each implementation runs once in a
-fresh subprocess and reports its peak RSS growth, compared with the size of the columns
-the analysis loads (Arrow nbytes of ts + every level column + the trade columns).
+runs for one day and for `--days` days (baseline and candidate take turns, so a change in
+the load of a shared machine hits both alike), and CPU time of all threads. Peak memory:
+each implementation runs once in a fresh subprocess and reports its peak RSS growth,
+compared with the size of the loaded columns (Arrow nbytes of ts + every level column +
+the trade columns) and with the columns ibdesk actually decodes (ts, every size, the
+prices of the 5 OFI levels, trades). The files are written like the store writes them
+(`write_table_atomic`: zstd, 65,536-row row groups).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,6 +39,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ibdesk.depth import synthetic
+from ibdesk.depth.analysis import snapshot_columns
 from ibdesk.depth.report import analyze_day
 from ibdesk.store.parquet import write_table_atomic
 from ibdesk.store.schemas import level_columns
@@ -70,12 +77,10 @@ def make_days(root: Path, days: int, rows: int, levels: int, trades: int) -> lis
     return out
 
 
-def loaded_bytes(root: Path, day: date, levels: int) -> int:
+def loaded_bytes(root: Path, day: date, columns: list[str]) -> int:
+    """Arrow size of these snapshot columns plus the trade columns of `day`."""
     folder = root / SYMBOL
-    snaps = pq.read_table(
-        folder / f"{day.isoformat()}_snapshots_143000.parquet",
-        columns=["ts", *level_columns(levels)],
-    )
+    snaps = pq.read_table(folder / f"{day.isoformat()}_snapshots_143000.parquet", columns=columns)
     tape = pq.read_table(
         folder / f"{day.isoformat()}_trades_143000.parquet", columns=["ts", "price", "size", "side"]
     )
@@ -269,15 +274,27 @@ def check_agreement(root: Path, day: date) -> None:
     print(f"agreement: candidate and baseline match on {len(CHECKS)} key metrics")
 
 
-def time_runs(fn: Callable[[], object], reps: int) -> tuple[list[float], list[float]]:
-    """Wall and CPU seconds (all threads of this process) of `reps` runs."""
-    walls, cpus = [], []
+Runs = tuple[list[float], list[float], list[float]]  # wall, CPU (user + sys), sys seconds
+
+
+def time_runs(fns: list[Callable[[], object]], reps: int) -> list[Runs]:
+    """Wall, CPU and system seconds (all threads of this process) of `reps` runs of each.
+
+    The functions take turns (a, b, a, b, ...) so a change in the load of a shared machine
+    hits both sides alike. System time is mostly page faults of fresh memory, which cost
+    far more on a loaded machine: it is shown so the spread of the figures can be read.
+    """
+    out: list[Runs] = [([], [], []) for _ in fns]
     for _ in range(reps):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return walls, cpus
+        for fn, (walls, cpus, syss) in zip(fns, out, strict=True):
+            before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            fn()
+            walls.append(time.perf_counter() - wall)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            sys_s = after.ru_stime - before.ru_stime
+            cpus.append(after.ru_utime - before.ru_utime + sys_s)
+            syss.append(sys_s)
+    return out
 
 
 def child(impl: str, root: Path, day: date) -> None:
@@ -307,15 +324,13 @@ def peak_growth(impl: str, root: Path, day: date) -> int:
     return int(json.loads(out.stdout.strip().splitlines()[-1])["peak_growth"])
 
 
-def row(
-    name: str, runs: tuple[list[float], list[float]], base: tuple[list[float], list[float]] | None
-) -> str:
-    walls, cpus = runs
+def row(name: str, runs: Runs, base: Runs | None) -> str:
+    walls, cpus, syss = runs
     med, cpu = statistics.median(walls), statistics.median(cpus)
     ratio = f"{statistics.median(base[0]) / med:6.1f}x" if base else "     - "
     cpu_ratio = f"{statistics.median(base[1]) / cpu:6.1f}x" if base else "     - "
     spread = f"{med:7.2f} {min(walls):7.2f} {max(walls):7.2f}"
-    return f"{name:<24} {spread}  {ratio}   {cpu:7.2f}  {cpu_ratio}"
+    return f"{name:<24} {spread}  {ratio}   {cpu:7.2f}  {cpu_ratio}  {statistics.median(syss):7.2f}"
 
 
 def main() -> None:
@@ -334,7 +349,9 @@ def main() -> None:
         return
 
     print(
-        f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     with tempfile.TemporaryDirectory(prefix="ibdesk-bench-") as tmp:
         root = Path(tmp)
@@ -345,25 +362,46 @@ def main() -> None:
         )
         check_agreement(root, days[0])
 
-        print(f"\n{'':<24} {'wall s':>7} {'':>7} {'':>7}  {'wall':>7}   {'cpu s':>7}  {'cpu':>7}")
+        print(
+            f"\n{'':<24} {'wall s':>7} {'':>7} {'':>7}  {'wall':>7}   {'cpu s':>7}  {'cpu':>7}"
+            f"  {'sys s':>7}"
+        )
         heads = ("median", "min", "max")
-        print(f"{'':<24} {' '.join(f'{h:>7}' for h in heads)}  {'ratio':>7}   {'median':>7}  ratio")
-        one_base = time_runs(lambda: baseline(root, days[0]), args.reps)
-        one_cand = time_runs(lambda: candidate(root, days[0]), args.reps)
+        print(
+            f"{'':<24} {' '.join(f'{h:>7}' for h in heads)}  {'ratio':>7}   {'median':>7}  ratio"
+            f"   {'median':>7}"
+        )
+        one_base, one_cand = time_runs(
+            [lambda: baseline(root, days[0]), lambda: candidate(root, days[0])], args.reps
+        )
         print(row("1 day   pandas baseline", one_base, None))
         print(row("1 day   ibdesk", one_cand, one_base))
         reps_multi = max(1, args.reps - 1)
-        multi_base = time_runs(lambda: [baseline(root, d) for d in days], reps_multi)
-        multi_cand = time_runs(lambda: [candidate(root, d) for d in days], reps_multi)
+        multi_base, multi_cand = time_runs(
+            [
+                lambda: [baseline(root, d) for d in days],
+                lambda: [candidate(root, d) for d in days],
+            ],
+            reps_multi,
+        )
         print(row(f"{len(days)} days  pandas baseline", multi_base, None))
         print(row(f"{len(days)} days  ibdesk", multi_cand, multi_base))
 
-        loaded = loaded_bytes(root, days[0], args.levels)
-        print(f"\npeak memory (1 day; loaded columns = {loaded / 2**20:.0f} MiB)")
-        print(f"{'':<24} {'peak MiB':>8} {'x loaded':>9}")
+        loaded = loaded_bytes(root, days[0], ["ts", *level_columns(args.levels)])
+        used = snapshot_columns(args.levels)
+        decoded = loaded_bytes(root, days[0], used)
+        print(
+            f"\npeak memory (1 day; loaded columns = ts + every level column + trades = "
+            f"{loaded / 2**20:.0f} MiB; ibdesk decodes only the {len(used)} snapshot "
+            f"columns it uses + trades = {decoded / 2**20:.0f} MiB)"
+        )
+        print(f"{'':<24} {'peak MiB':>8} {'x loaded':>9} {'x decoded':>10}")
         for impl, label in (("baseline", "pandas baseline"), ("candidate", "ibdesk")):
             growth = peak_growth(impl, root, days[0])
-            print(f"{label:<24} {growth / 2**20:8.0f} {growth / loaded:9.2f}")
+            print(
+                f"{label:<24} {growth / 2**20:8.0f} {growth / loaded:9.2f} {growth / decoded:10.2f}"
+            )
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("\nreproduce: .venv/bin/python bench/analysis_depth.py")
 
 

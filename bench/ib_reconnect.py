@@ -11,7 +11,12 @@ Baseline, same run and same sim: a fresh `IBConnection` started at a moment the 
 known to be up (connect + subscribe -> every subscription has data), i.e. what a client
 that knew exactly when the gateway came back could achieve at best.
 
+The reconnect backoff (0.1 s doubling, capped at `reconnect_max_delay_s`) sets where in
+its retry cycle the gateway comes back; `--down-step` varies the downtime per restart to
+sample that phase.
+
 Reproduce: .venv/bin/python bench/ib_reconnect.py [--symbols 4] [--restarts 5] [--down 2]
+           [--down-step 0]
 """
 
 from __future__ import annotations
@@ -106,7 +111,7 @@ async def cold_start_s(port: int, contracts: Sequence[Contract], client_id: int)
 
 
 async def scenario(
-    sim: SimChild, symbols: Sequence[str], restarts: int, down_s: float
+    sim: SimChild, symbols: Sequence[str], restarts: int, down_s: float, down_step_s: float
 ) -> tuple[list[float], list[float], list[float]]:
     conn = connection(sim.port, 21)
     watch = FreshWatch(conn)
@@ -125,7 +130,7 @@ async def scenario(
         for i in range(restarts):
             await asyncio.sleep(1.0)  # steady flow before the fault
             watch.arm(newer_than_current=True)
-            answer = await asyncio.to_thread(sim.ask, f"restart {down_s}")
+            answer = await asyncio.to_thread(sim.ask, f"restart {down_s + i * down_step_s}")
             accepting_s = float(answer.split()[1])
             await asyncio.wait_for(watch.all_fresh.wait(), TIMEOUT_S)
             flowing.append(max(watch.fresh_at.values()) - accepting_s)
@@ -143,18 +148,27 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=4, help="how many symbols (<= 5)")
     parser.add_argument("--restarts", type=int, default=5)
     parser.add_argument("--down", type=float, default=2.0, help="gateway downtime, seconds")
+    parser.add_argument(
+        "--down-step",
+        type=float,
+        default=0.0,
+        help="add this much downtime per restart (samples the reconnect backoff's phase)",
+    )
     parser.add_argument("--rate", type=float, default=100.0, help="sim book events/s/symbol")
     args = parser.parse_args()
     quiet_logs()
     symbols = SYMBOLS[: args.symbols]
     with SimChild(symbols=symbols, depth_cap=2 * len(symbols), events_per_s=args.rate) as sim:
-        flowing, reconnect, cold = asyncio.run(scenario(sim, symbols, args.restarts, args.down))
+        flowing, reconnect, cold = asyncio.run(
+            scenario(sim, symbols, args.restarts, args.down, args.down_step)
+        )
     subs = 2 * len(symbols)
     resub = [f - r for f, r in zip(flowing, reconnect, strict=True)]
     print()
     table(
         f"{len(symbols)} symbols x (depth 10 rows + market data) = {subs} subscriptions, "
-        f"{args.restarts} restarts of {args.down:g} s downtime, sim in a child process",
+        f"{args.restarts} restarts of {args.down:g} s downtime (+{args.down_step:g} s per "
+        "restart), sim in a child process",
         ["measure (seconds)", "median", "min", "max"],
         [
             ["gateway accepting -> all subscriptions flowing", *med_min_max(flowing, "{:.3f}")],
@@ -169,7 +183,7 @@ def main() -> None:
     print(
         "reproduce: .venv/bin/python bench/ib_reconnect.py "
         f"--symbols {len(symbols)} --restarts {args.restarts} --down {args.down:g} "
-        f"--rate {args.rate:g}"
+        f"--down-step {args.down_step:g} --rate {args.rate:g}"
     )
 
 

@@ -387,3 +387,109 @@ def test_nan_sizes_count_as_empty_like_nulls() -> None:
     expected = analyze([with_null], None, 2).book.depth
     assert analyze([with_nan], None, 2).book.depth == expected
     assert expected.bid_size_all == 100.0
+
+
+# ----------------------------------------------------------------------------- input columns
+
+
+def test_analysis_reads_sizes_of_every_level_and_prices_of_the_ofi_levels_only() -> None:
+    assert analysis.snapshot_columns(7) == [
+        "ts",
+        *(f"bid_sz_{k:02d}" for k in range(7)),
+        *(f"ask_sz_{k:02d}" for k in range(7)),
+        *(f"bid_px_{k:02d}" for k in range(5)),
+        *(f"ask_px_{k:02d}" for k in range(5)),
+    ]
+    rows = [
+        (
+            t / 10,
+            [(10.0 - k / 100 + t / 100, 100.0 + 10 * t + k) for k in range(7)],
+            [(10.02 + k / 100 + t / 100, 90.0 + 5 * t * k) for k in range(7)],
+        )
+        for t in range(12)
+    ]
+    full = book(rows)
+    without_deep_prices = full.drop("bid_px_05", "bid_px_06", "ask_px_05", "ask_px_06")
+    params = AnalysisParams(window_ns=NS // 5)
+    a = analyze([full], None, 7, params)
+    b = analyze([without_deep_prices], None, 7, params)
+    assert a.book.depth == b.book.depth
+    assert [x.total for x in a.book.ofi_levels] == [x.total for x in b.book.ofi_levels]
+    assert a.book.dynamics.bid_size_by_level.tolist() == b.book.dynamics.bid_size_by_level.tolist()
+
+
+def test_normalize_chunk_gives_int_ns_time_zero_sizes_and_nan_prices() -> None:
+    frame = pl.DataFrame(
+        {
+            "ts": [1_000, 2_000],  # microseconds
+            "bid_px_00": [10.0, None],
+            "bid_sz_00": [100, None],
+            "ask_px_00": [10.02, 10.03],
+            "ask_sz_00": [200, 300],
+            "symbol": ["X", "X"],
+        },
+        schema_overrides={"ts": pl.Datetime("us", "UTC")},
+    )
+    out = analysis.normalize_chunk(frame, 1)
+    assert out.columns == ["ts", "bid_sz_00", "ask_sz_00", "bid_px_00", "ask_px_00"]
+    assert out.schema["ts"] == pl.Int64
+    assert out.get_column("ts").to_list() == [1_000_000, 2_000_000]
+    assert out.get_column("bid_sz_00").to_list() == [100.0, 0.0]
+    assert out.get_column("ask_sz_00").dtype == pl.Float64
+    bid_px = out.get_column("bid_px_00").to_list()
+    assert bid_px[0] == 10.0
+    assert math.isnan(bid_px[1])
+    assert out.null_count().row(0) == (0, 0, 0, 0, 0)
+    again = analysis.normalize_chunk(out, 1)
+    assert again.equals(out)
+
+
+def test_a_nan_size_counts_as_zero_shares() -> None:
+    rows = [
+        (0.0, [(10.00, 100.0), (9.99, 50.0)], [(10.02, 200.0), (10.03, 40.0)]),
+        (0.5, [(10.01, 70.0), (10.00, 0.0)], [(10.02, 150.0), (10.03, 60.0)]),
+        (1.0, [(10.01, 90.0), (10.00, 30.0)], [(10.03, 80.0), (10.04, 0.0)]),
+    ]
+    zeros = book(rows)
+    nans = zeros.with_columns(
+        *(
+            pl.when(pl.col(c) == 0.0).then(np.nan).otherwise(pl.col(c)).alias(c)
+            for c in ("bid_sz_01", "ask_sz_01")
+        )
+    )
+    a, b = analyze([zeros], None, 2), analyze([nans], None, 2)
+    assert b.book.depth == a.book.depth
+    assert math.isnan(nans.get_column("bid_sz_01")[1])
+    # bid up (+70), ask same price (−150 + 200); bid same (+90 − 70), ask up (+150)
+    assert b.ofi_total == a.ofi_total == 120.0 + 170.0
+    assert b.book.dynamics.bid_size_by_level.tolist() == a.book.dynamics.bid_size_by_level.tolist()
+
+
+def test_chunks_summarized_concurrently_fold_like_chunks_added_one_by_one() -> None:
+    rows = [
+        (
+            t * 0.3,
+            [(10.00 + (t % 3) / 100, 100.0 + 7 * t), (9.99, 50.0 + t)],
+            [(10.02 + (t % 2) / 100, 80.0 + 3 * t), (10.04, 40.0)] if t % 5 else [],
+        )
+        for t in range(60)
+    ]
+    day = book(rows)
+    chunks = [day.slice(i, 7) for i in range(0, day.height, 7)]
+    params = AnalysisParams(window_ns=NS)
+    one_by_one = analysis.BookAccumulator(2, params)
+    for chunk in chunks:
+        one_by_one.add(chunk)
+    concurrent = analysis.BookAccumulator(2, params)
+    concurrent.add_all(chunks, workers=3)
+    a, b = one_by_one.finish(), concurrent.finish()
+    assert b.rows == a.rows == 60
+    assert [x.total for x in b.ofi_levels] == [x.total for x in a.ofi_levels]
+    assert b.windows.ofi.tolist() == a.windows.ofi.tolist()
+    assert b.dynamics.ofi.tolist() == a.dynamics.ofi.tolist()
+    assert b.depth == a.depth
+    assert b.spread == a.spread
+    # the first row of every chunk but the first pairs with the previous chunk's last row
+    whole = analyze([day], None, 2, params).book
+    assert [x.total for x in b.ofi_levels] == pytest.approx([x.total for x in whole.ofi_levels])
+    assert whole.ofi_levels[0].total != 0.0

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from ibdesk.depth import synthetic
+from ibdesk.depth.analysis import snapshot_columns
 from ibdesk.depth.loading import (
     SourceChoice,
     days_with_data,
@@ -183,3 +186,21 @@ def test_small_row_groups_are_merged_and_handed_out_in_chunks(tmp_path: Path) ->
     whole = pl.concat(frames)
     assert whole.get_column("ask_sz_04").to_list() == table.column("ask_sz_04").to_pylist()
     assert whole.columns[0] == "ts"
+
+
+def test_chunks_hold_only_the_analysed_columns_already_normalized(tmp_path: Path) -> None:
+    spec = synthetic.SyntheticDay(symbol="AAPL", rows=300, levels=8, one_sided_share=0.2)
+    _, table = write_day(tmp_path, spec, "ibkr", "143000", with_trades=False)
+    chosen = select_day(tmp_path, "AAPL", DAY)
+    frames = list(iter_snapshot_chunks(chosen, chunk_rows=128))
+    whole = pl.concat(frames)
+    assert whole.columns == snapshot_columns(8)
+    assert whole.schema["ts"] == pl.Int64
+    assert whole.get_column("ts").to_list() == table.column("ts").cast(pa.int64()).to_pylist()
+    assert sum(whole.null_count().row(0)) == 0
+    missing = table.column("ask_px_00").is_null().to_pylist()
+    assert any(missing)
+    sizes = whole.get_column("ask_sz_03").to_list()
+    assert all(size == 0.0 for size, gone in zip(sizes, missing, strict=True) if gone)
+    prices = whole.get_column("ask_px_04").to_list()
+    assert all(math.isnan(p) == gone for p, gone in zip(prices, missing, strict=True))

@@ -13,9 +13,9 @@ missing (null or NaN) price means the level is empty; a missing size counts as 0
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -30,6 +30,7 @@ IntArray = npt.NDArray[np.int64]
 NS_PER_S = 1_000_000_000
 NS_PER_MINUTE = 60 * NS_PER_S
 MAX_OFI_LEVELS = 5
+CHUNK_WORKERS = 2  # chunks summarized at once (the machine class has 2 cores)
 IMPACT_HORIZONS_S = (5, 60)
 VALUE_AREA_SHARE = 0.70
 BPS = 10_000.0
@@ -458,12 +459,127 @@ def merge_groups(parts: list[Groups]) -> Groups:
 
 # --------------------------------------------------------------------------- book pass
 
+
+@dataclass(frozen=True, slots=True)
+class ChunkSummary:
+    """One chunk reduced on its own: everything but the OFI of its first row, which needs
+    the previous chunk's last row (`first`/`last`: per OFI level, bid px, bid size, ask px
+    and ask size of the chunk's first and last row)."""
+
+    rows: int
+    ts: IntArray
+    mid: FloatArray
+    spread: FloatArray
+    windows: Groups
+    minutes: Groups
+    totals: dict[str, float]
+    first: tuple[tuple[float, float, float, float], ...]
+    last: tuple[tuple[float, float, float, float], ...]
+    first_both: bool
+    last_both: bool
+
+
+def _row(
+    bid_px: FloatArray, bid_sz: FloatArray, ask_px: FloatArray, ask_sz: FloatArray, at: int
+) -> tuple[float, float, float, float]:
+    return float(bid_px[at]), float(bid_sz[at]), float(ask_px[at]), float(ask_sz[at])
+
+
+def summarize_chunk(chunk: pl.DataFrame, levels: int, window_ns: int) -> ChunkSummary | None:
+    """Reduce one snapshot chunk (sorted here if needed) to per-window and per-minute sums,
+    day totals and its per-row time, mid and spread; None for an empty chunk. Pure, so
+    chunks can be summarized concurrently and folded in time order."""
+    n = chunk.height
+    if n == 0:
+        return None
+    ofi_levels = min(MAX_OFI_LEVELS, levels)
+    ts, bids, asks, bid_px, ask_px = _chunk_arrays(chunk, levels, ofi_levels)
+    if n > 1 and bool(np.any(ts[1:] < ts[:-1])):
+        order = np.argsort(ts, kind="stable")
+        ts = ts[order]
+        bids, asks = [a[order] for a in bids], [a[order] for a in asks]
+        bid_px, ask_px = [a[order] for a in bid_px], [a[order] for a in ask_px]
+    totals: dict[str, float] = defaultdict(float)
+
+    # depth: row totals over 1, 5 and all levels feed the imbalances (day totals only;
+    # the mean sizes come from the per-minute sums of each level)
+    bid_cum, ask_cum = _running_totals(bids), _running_totals(asks)
+    if np.isnan(bid_cum[levels].sum() + ask_cum[levels].sum()):  # a NaN size counts as 0
+        bids = [np.where(np.isnan(a), 0.0, a) for a in bids]
+        asks = [np.where(np.isnan(a), 0.0, a) for a in asks]
+        bid_cum, ask_cum = _running_totals(bids), _running_totals(asks)
+    for label, depth in (("1", 1), ("5", min(MAX_OFI_LEVELS, levels)), ("all", levels)):
+        b, a = bid_cum[depth], ask_cum[depth]
+        both_sides = b + a
+        has_depth = both_sides > 0
+        share = np.divide(b - a, both_sides, out=np.zeros(n), where=has_depth)
+        totals[f"imb_{label}_sum"] += float(share.sum())
+        totals[f"imb_{label}_n"] += float(np.count_nonzero(has_depth))
+
+    # level 0: mid and spread (NaN where a side is missing), microprice offset
+    bid0, ask0 = bid_px[0], ask_px[0]
+    with np.errstate(invalid="ignore"):
+        mid = (bid0 + ask0) * 0.5
+        spread = ask0 - bid0
+        micro_off = microprice(bid0, bids[0], ask0, asks[0]) - mid
+    has_micro = ~np.isnan(micro_off)
+    totals["micro_sum"] += float(np.sum(micro_off, where=has_micro))
+    totals["micro_n"] += float(np.count_nonzero(has_micro))
+    has_spread = ~np.isnan(spread)
+
+    # OFI per level between consecutive rows of the chunk; the first row's OFI (paired
+    # with the previous chunk's last row) is left at 0 for `BookAccumulator.fold`
+    both = has_spread
+    pair_ok = np.empty(n, dtype=bool)
+    pair_ok[0] = False
+    np.logical_and(both[1:], both[:-1], out=pair_ok[1:])
+    ofi: dict[str, FloatArray] = {}
+    for k in range(ofi_levels):
+        e = np.empty(n)
+        e[0] = 0.0
+        e[1:] = _ofi_pairs(bid_px[k], bids[k], ask_px[k], asks[k])
+        valid = pair_ok
+        if k > 0:  # level 0's prices are in `both` already
+            has_level = ~(np.isnan(bid_px[k]) | np.isnan(ask_px[k]))
+            valid = pair_ok.copy()
+            valid[1:] &= has_level[1:] & has_level[:-1]
+        e *= valid
+        ofi[f"ofi_{k}"] = e
+        totals[f"ofi_{k}"] += float(e.sum())
+    windows = group_sorted(ts // window_ns, ofi, {"mid": mid, "micro": micro_off})
+    sums: dict[str, FloatArray] = {
+        "spread_sum": np.where(has_spread, spread, 0.0),
+        "spread_n": has_spread.astype(np.float64),
+        "ofi_0": ofi["ofi_0"],
+    }
+    sums.update((f"bsz_{k}", bids[k]) for k in range(levels))
+    sums.update((f"asz_{k}", asks[k]) for k in range(levels))
+    return ChunkSummary(
+        rows=n,
+        ts=ts,
+        mid=mid,
+        spread=spread,
+        windows=windows,
+        minutes=group_sorted(ts // NS_PER_MINUTE, sums, {"mid": mid}, count="rows"),
+        totals=dict(totals),
+        first=tuple(_row(bid_px[k], bids[k], ask_px[k], asks[k], 0) for k in range(ofi_levels)),
+        last=tuple(_row(bid_px[k], bids[k], ask_px[k], asks[k], -1) for k in range(ofi_levels)),
+        first_both=bool(both[0]),
+        last_both=bool(both[-1]),
+    )
+
+
 class BookAccumulator:
     """Folds snapshot chunks, in time order, into the day's book statistics.
 
-    Each chunk is reduced at once to per-window and per-minute sums (and three floats per
-    row), so memory is bounded by the chunk. The last row of a chunk is kept to pair with
-    the first row of the next one, so OFI is the same however the day is chunked.
+    Each chunk is reduced at once (`summarize_chunk`) to per-window and per-minute sums
+    (and three floats per row), so memory is bounded by the chunk; summaries are folded in
+    time order, and the last row of a chunk is kept to pair with the first row of the next
+    one, so OFI is the same however the day is chunked and whichever thread summarized it.
+
+    Cost: one pass over each column the analysis needs (`snapshot_columns`: ts, every
+    size, the prices of the OFI levels), numpy views of the chunk's buffers rather than
+    copies, day totals folded per chunk and only the per-minute/per-window series kept.
     """
 
     __slots__ = (
@@ -501,82 +617,56 @@ class BookAccumulator:
 
     def add(self, chunk: pl.DataFrame) -> None:
         """Fold one chunk (later than the previous chunk's rows; sorted here if needed)."""
-        n = chunk.height
-        if n == 0:
+        summary = summarize_chunk(chunk, self._levels, self._params.window_ns)
+        if summary is not None:
+            self.fold(summary)
+
+    def add_all(self, chunks: Iterable[pl.DataFrame], workers: int = CHUNK_WORKERS) -> None:
+        """Fold `chunks` in order, summarizing up to `workers` of them at once in threads
+        (numpy releases the GIL in its loops, so the summaries share the cores); at most
+        `workers` chunks are held beyond the one the iterator is producing."""
+        if workers <= 1:
+            for chunk in chunks:
+                self.add(chunk)
             return
-        levels, ofi_levels = self._levels, self._ofi_levels
-        ts, bids, asks, bid_px, ask_px = _chunk_arrays(chunk, levels, ofi_levels)
-        if n > 1 and bool(np.any(ts[1:] < ts[:-1])):
-            order = np.argsort(ts, kind="stable")
-            ts = ts[order]
-            bids, asks = [a[order] for a in bids], [a[order] for a in asks]
-            bid_px, ask_px = [a[order] for a in bid_px], [a[order] for a in ask_px]
-        self.rows += n
+        levels, window_ns = self._levels, self._params.window_ns
+        with ThreadPoolExecutor(workers, thread_name_prefix="ibdesk-depth-chunk") as pool:
+            pending: deque[Future[ChunkSummary | None]] = deque()
+            for chunk in chunks:
+                pending.append(pool.submit(summarize_chunk, chunk, levels, window_ns))
+                if len(pending) >= workers:
+                    self._fold_done(pending.popleft())
+            while pending:
+                self._fold_done(pending.popleft())
+
+    def _fold_done(self, future: Future[ChunkSummary | None]) -> None:
+        summary = future.result()
+        if summary is not None:
+            self.fold(summary)
+
+    def fold(self, summary: ChunkSummary) -> None:
+        """Add a chunk's summary (in time order), pairing its first row with the previous
+        chunk's last row for OFI: the one number a chunk cannot compute alone."""
+        self.rows += summary.rows
         totals = self._totals
-
-        # depth: row totals over 1, 5 and all levels feed the imbalances (day totals only;
-        # the mean sizes come from the per-minute sums of each level)
-        bid_cum, ask_cum = _running_totals(bids), _running_totals(asks)
-        if np.isnan(bid_cum[levels].sum() + ask_cum[levels].sum()):  # a NaN size counts as 0
-            bids = [np.where(np.isnan(a), 0.0, a) for a in bids]
-            asks = [np.where(np.isnan(a), 0.0, a) for a in asks]
-            bid_cum, ask_cum = _running_totals(bids), _running_totals(asks)
-        for label, depth in (("1", 1), ("5", min(MAX_OFI_LEVELS, levels)), ("all", levels)):
-            b, a = bid_cum[depth], ask_cum[depth]
-            both_sides = b + a
-            has_depth = both_sides > 0
-            share = np.divide(b - a, both_sides, out=np.zeros(n), where=has_depth)
-            totals[f"imb_{label}_sum"] += float(share.sum())
-            totals[f"imb_{label}_n"] += float(np.count_nonzero(has_depth))
-
-        # level 0: mid and spread (NaN where a side is missing), microprice offset
-        bid0, ask0 = bid_px[0], ask_px[0]
-        with np.errstate(invalid="ignore"):
-            mid = (bid0 + ask0) * 0.5
-            spread = ask0 - bid0
-            micro_off = microprice(bid0, bids[0], ask0, asks[0]) - mid
-        has_micro = ~np.isnan(micro_off)
-        totals["micro_sum"] += float(np.sum(micro_off, where=has_micro))
-        totals["micro_n"] += float(np.count_nonzero(has_micro))
-        has_spread = ~np.isnan(spread)
-
-        # OFI per level; the first row pairs with the previous chunk's last row
-        both = has_spread
-        pair_ok = np.empty(n, dtype=bool)
-        pair_ok[0] = bool(both[0]) and self._prev_both
-        np.logical_and(both[1:], both[:-1], out=pair_ok[1:])
-        ofi: dict[str, FloatArray] = {}
-        for k in range(ofi_levels):
-            arrays = (bid_px[k], bids[k], ask_px[k], asks[k])
-            e = np.empty(n)
-            e[:1] = ofi_contribution(*(a[:1] for a in arrays), *self._carry[k])
-            e[1:] = _ofi_pairs(*arrays)
-            has_level = ~(np.isnan(bid_px[k]) | np.isnan(ask_px[k]))
-            valid = pair_ok.copy()
-            valid[1:] &= has_level[1:] & has_level[:-1]
-            e[0] = e[0] if valid[0] and np.isfinite(e[0]) else 0.0
-            e *= valid
-            ofi[f"ofi_{k}"] = e
-            totals[f"ofi_{k}"] += float(e.sum())
-            self._carry[k] = tuple(a[-1:].copy() for a in arrays)
-        self._prev_both = bool(both[-1])
-
-        self._ts_parts.append(ts)
-        self._mid_parts.append(mid)
-        self._spread_parts.append(spread)
-        self._window_parts.append(
-            group_sorted(ts // self._params.window_ns, ofi, {"mid": mid, "micro": micro_off})
-        )
-        sums: dict[str, FloatArray] = {
-            "spread_sum": np.where(has_spread, spread, 0.0),
-            "spread_n": has_spread.astype(np.float64),
-            "ofi_0": ofi["ofi_0"],
-        }
-        sums.update((f"bsz_{k}", bids[k]) for k in range(levels))
-        sums.update((f"asz_{k}", asks[k]) for k in range(levels))
-        self._minute_parts.append(
-            group_sorted(ts // NS_PER_MINUTE, sums, {"mid": mid}, count="rows")
-        )
+        for name, value in summary.totals.items():
+            totals[name] += value
+        for k in range(self._ofi_levels):
+            if self._prev_both and summary.first_both:
+                first = [np.array([v]) for v in summary.first[k]]
+                e0 = float(ofi_contribution(*first, *self._carry[k])[0])
+                if np.isfinite(e0) and e0 != 0.0:
+                    summary.windows.sums[f"ofi_{k}"][0] += e0
+                    if k == 0:
+                        summary.minutes.sums["ofi_0"][0] += e0
+                    totals[f"ofi_{k}"] += e0
+            self._carry[k] = tuple(np.array([v]) for v in summary.last[k])
+        self._prev_both = summary.last_both
+        self._ts_parts.append(summary.ts)
+        self._mid_parts.append(summary.mid)
+        self._spread_parts.append(summary.spread)
+        self._window_parts.append(summary.windows)
+        self._minute_parts.append(summary.minutes)
 
     def finish(self) -> BookStats:
         """The day's statistics; call once after the last chunk."""
@@ -730,9 +820,7 @@ def _spread_stats(
     mean_bps = float(bps.mean())
     # both arrays are ours: let the partial sorts work in place
     median, p95 = (float(q) for q in np.percentile(values, [50.0, P95], overwrite_input=True))
-    median_bps, p95_bps = (
-        float(q) for q in np.percentile(bps, [50.0, P95], overwrite_input=True)
-    )
+    median_bps, p95_bps = (float(q) for q in np.percentile(bps, [50.0, P95], overwrite_input=True))
     return SpreadStats(
         mean=mean,
         median=median,
@@ -810,9 +898,15 @@ def trade_direction(price: FloatArray, side: npt.NDArray[Any], mid_before: Float
     trade direction from intraday data", J. Finance 46(2): above the prevailing mid is a buy,
     below a sell, at the mid the tick test (sign of the last non-zero price change).
     """
-    direction = np.zeros(len(price), dtype=np.int64)
-    direction[side == "B"] = 1
-    direction[side == "S"] = -1
+    side_code = (side == "B").astype(np.int64) - (side == "S").astype(np.int64)
+    return direction_from_codes(price, side_code, mid_before)
+
+
+def direction_from_codes(
+    price: FloatArray, side_code: IntArray, mid_before: FloatArray
+) -> IntArray:
+    """`trade_direction` with the side as +1 (B), −1 (S), 0 (N or missing)."""
+    direction = side_code.astype(np.int64, copy=True)
     unknown = direction == 0
     if not unknown.any():
         return direction
@@ -854,11 +948,14 @@ def price_impact(
     ts = _ts_ns(trades)
     price = _floats(trades, "price")
     size = np.nan_to_num(_floats(trades, "size"))
-    side = trades.get_column("side").cast(pl.String).fill_null("N").to_numpy()
+    side = trades.get_column("side").cast(pl.String)
+    # side codes in polars: comparing a numpy object array of strings costs per element
+    side_code = ((side == "B").cast(pl.Int64) - (side == "S").cast(pl.Int64)).fill_null(0)
+    side_code = side_code.to_numpy().astype(np.int64, copy=False)
     has_mid = ~np.isnan(book.mid)
     mid_ts, mid_values = book.ts_ns[has_mid], book.mid[has_mid]
     mid_before = _asof(mid_ts, mid_values, ts, strict=True)
-    direction = trade_direction(price, side, mid_before)
+    direction = direction_from_codes(price, side_code, mid_before)
     d = direction.astype(np.float64)
     usable = (direction != 0) & ~np.isnan(mid_before) & ~np.isnan(price)
     effective = 2.0 * d * (price - mid_before) / mid_before * BPS
@@ -890,7 +987,7 @@ def price_impact(
         realized_spread_bps=realized,
         impact_bps=impact,
         trades_signed=int((direction != 0).sum()),
-        trades_lee_ready=int(((side != "B") & (side != "S") & (direction != 0)).sum()),
+        trades_lee_ready=int(((side_code == 0) & (direction != 0)).sum()),
     )
     return result, signed_per_window
 
@@ -917,8 +1014,7 @@ def analyze(
     """Analyse a day: `chunks` is an iterable of snapshot frames in time order."""
     params = params or AnalysisParams()
     accumulator = BookAccumulator(levels, params)
-    for chunk in chunks:
-        accumulator.add(chunk)
+    accumulator.add_all(chunks)
     book = accumulator.finish()
     return analyze_trades(book, trades, params)
 

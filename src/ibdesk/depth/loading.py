@@ -12,11 +12,13 @@ reads, so memory is bounded by the chunk size. It computes nothing.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from itertools import islice
 from pathlib import Path
 
 import polars as pl
@@ -172,8 +174,8 @@ def select_day(
     data, and the sources found when the requested one is missing.
     """
     folder = level2_dir(level2_root, symbol).absolute()
-    days = days_with_data(folder)
     if day is None:
+        days = days_with_data(folder)
         if not days:
             where = folder if folder.is_dir() else f"{folder} (folder does not exist)"
             raise UserInputError(f"no L2 snapshots for {symbol} in {where}; days with data: none")
@@ -184,7 +186,7 @@ def select_day(
         where = folder if folder.is_dir() else f"{folder} (folder does not exist)"
         raise UserInputError(
             f"no L2 snapshots for {symbol} on {day.isoformat()} in {where}; "
-            f"days with data: {_days_text(days)}"
+            f"days with data: {_days_text(days_with_data(folder))}"
         )
     present = {f.source for f in snapshots}
     sources = tuple(s for s in SOURCE_PRIORITY if s in present)
@@ -230,57 +232,63 @@ def iter_snapshot_chunks(
     """The selected snapshot rows in file order, `chunk_rows` at a time: only the columns
     the analysis uses (`snapshot_columns`), already in its types (`normalize_chunk`).
 
-    The next chunk is read in a background thread while the caller works on the current
-    one (Parquet decoding releases the GIL), so at most two chunks are in memory.
+    Whole row groups (merged up to `chunk_rows`) are decoded by `READERS` background
+    threads ahead of the caller (Parquet decoding releases the GIL), so the caller's work
+    on one chunk overlaps the decoding of the next ones; memory is bounded by
+    `READERS` + 1 spans of the larger of `chunk_rows` and the file's row-group size.
     """
-    return _read_ahead(_snapshot_chunks(selection, chunk_rows))
+    spans = [
+        _Span(path, start, rows)
+        for day_file in selection.snapshots
+        for path in day_file.physical
+        for start, rows in _read_spans(path, chunk_rows)
+    ]
+    return _read_ahead(spans, selection.levels, chunk_rows)
 
 
-_END = object()
+READERS = 2
 
 
-def _read_ahead(chunks: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ibdesk-depth-read") as pool:
-        pending = pool.submit(next, chunks, _END)
-        while True:
-            item = pending.result()
-            if item is _END:
-                return
-            pending = pool.submit(next, chunks, _END)
-            assert isinstance(item, pl.DataFrame)
-            yield item
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """Rows [start, start + rows) of one physical file: whole row groups."""
+
+    path: Path
+    start: int
+    rows: int
 
 
-def _snapshot_chunks(selection: DaySelection, chunk_rows: int) -> Iterator[pl.DataFrame]:
-    """Read whole row groups (merged up to `chunk_rows`), hand them out `chunk_rows` at a time.
-
-    Polars decodes a row group faster than Arrow's batch reader; memory is bounded by the
-    larger of `chunk_rows` and the file's row-group size.
-    """
-    columns = snapshot_columns(selection.levels)
-    for day_file in selection.snapshots:
-        for path in day_file.physical:
-            # decoding column-parallel leaves one buffer per column (numpy views later)
-            scan = pl.scan_parquet(path, parallel="columns").select(columns)
-            start = 0
-            for rows in _read_spans(path, chunk_rows):
-                frame = normalize_chunk(scan.slice(start, rows).collect(), selection.levels)
-                start += rows
-                yield from frame.iter_slices(chunk_rows)
+def _read_span(span: _Span, levels: int) -> pl.DataFrame:
+    """Decode one span (polars decodes a row group faster than Arrow's batch reader)."""
+    scan = pl.scan_parquet(span.path).select(snapshot_columns(levels))
+    return normalize_chunk(scan.slice(span.start, span.rows).collect(), levels)
 
 
-def _read_spans(path: Path, chunk_rows: int) -> list[int]:
-    """Row counts to read at once: consecutive row groups merged until `chunk_rows`."""
-    metadata = pq.ParquetFile(path).metadata
-    spans: list[int] = []
-    pending = 0
+def _read_ahead(spans: list[_Span], levels: int, chunk_rows: int) -> Iterator[pl.DataFrame]:
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="ibdesk-depth-read") as pool:
+        todo = iter(spans)
+        pending = deque(pool.submit(_read_span, span, levels) for span in islice(todo, READERS))
+        while pending:
+            frame = pending.popleft().result()
+            following = next(todo, None)
+            if following is not None:
+                pending.append(pool.submit(_read_span, following, levels))
+            yield from frame.iter_slices(chunk_rows)
+
+
+def _read_spans(path: Path, chunk_rows: int) -> list[tuple[int, int]]:
+    """(start, rows) to read at once: consecutive row groups merged until `chunk_rows`."""
+    with pq.ParquetFile(path) as parquet:
+        metadata = parquet.metadata
+    spans: list[tuple[int, int]] = []
+    start = pending = 0
     for i in range(metadata.num_row_groups):
         pending += metadata.row_group(i).num_rows
         if pending >= chunk_rows:
-            spans.append(pending)
-            pending = 0
+            spans.append((start, pending))
+            start, pending = start + pending, 0
     if pending:
-        spans.append(pending)
+        spans.append((start, pending))
     return spans
 
 
@@ -290,7 +298,8 @@ def read_trades(selection: DaySelection) -> pl.DataFrame | None:
     for day_file in selection.trades:
         columns = [c for c in TRADE_COLUMNS if c in day_file.columns]
         for path in day_file.physical:
-            frame = pl.from_arrow(pq.read_table(path, columns=columns))
+            with pq.ParquetFile(path) as parquet:
+                frame = pl.from_arrow(parquet.read(columns=columns))
             assert isinstance(frame, pl.DataFrame)
             if "side" not in frame.columns:
                 frame = frame.with_columns(pl.lit("N").alias("side"))

@@ -77,8 +77,7 @@ def analyze_day(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ibdesk-depth-trades") as pool:
         trades = pool.submit(loading.read_trades, selection)
         accumulator = BookAccumulator(selection.levels, params)
-        for chunk in loading.iter_snapshot_chunks(selection, chunk_rows):
-            accumulator.add(chunk)
+        accumulator.add_all(loading.iter_snapshot_chunks(selection, chunk_rows))
         book = accumulator.finish()
         result = analyze_trades(book, trades.result(), params)
     report = build_report(selection, result)
@@ -105,7 +104,18 @@ def _num(value: float | None) -> float | None:
 
 
 def _nums(values: np.ndarray) -> list[float | None]:
-    return [_num(v) for v in values.tolist()]
+    """Floats as a list, NaN/inf as None (checked once per array, not per number)."""
+    numbers = np.asarray(values, dtype=np.float64)
+    if bool(np.isfinite(numbers).all()):
+        return numbers.tolist()
+    return [_num(v) for v in numbers.tolist()]
+
+
+def _matrix(values: np.ndarray) -> list[list[float | None]]:
+    numbers = np.asarray(values, dtype=np.float64)
+    if bool(np.isfinite(numbers).all()):
+        return numbers.tolist()
+    return [_nums(row) for row in numbers]
 
 
 def _fit(fit: Fit) -> dict[str, Any]:
@@ -220,8 +230,8 @@ def build_report(selection: loading.DaySelection, result: DepthAnalysis) -> dict
             "bid_depth": _nums(dyn.bid_depth),
             "ask_depth": _nums(dyn.ask_depth),
             "ofi": _nums(dyn.ofi),
-            "bid_size_by_level": [_nums(row) for row in dyn.bid_size_by_level],
-            "ask_size_by_level": [_nums(row) for row in dyn.ask_size_by_level],
+            "bid_size_by_level": _matrix(dyn.bid_size_by_level),
+            "ask_size_by_level": _matrix(dyn.ask_size_by_level),
         },
     }
     return report
