@@ -21,6 +21,7 @@ from ibdesk.depth.analysis import NS_PER_MINUTE, DepthAnalysis, FloatArray, IntA
 
 MAX_POINTS = 5_000
 PNG_DPI = 110
+MIN_MINUTES_FOR_MEAN = 30  # shorter captures show every snapshot's spread
 SUFFIXES = ("mid_spread", "depth_heatmap", "ofi_scatter", "volume_profile")
 
 
@@ -151,12 +152,17 @@ def _html_figures(analysis: DepthAnalysis, title: str) -> list[go.Figure]:
     times = _times(book.ts_ns[pick])
     mid_spread = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35])
     mid_spread.add_trace(go.Scattergl(x=times, y=book.mid[pick], name="mid"), row=1, col=1)
-    mid_spread.add_trace(
-        go.Scattergl(x=times, y=book.spread_usd[pick], name="spread"), row=2, col=1
-    )
+    dyn = book.dynamics
+    if len(dyn.minute_ns) >= MIN_MINUTES_FOR_MEAN:
+        # Every snapshot's spread is an unreadable band at day scale; the minute mean reads.
+        spread = go.Scatter(
+            x=_times(dyn.minute_ns), y=dyn.spread_mean, name="spread (per-minute mean)"
+        )
+    else:
+        spread = go.Scattergl(x=times, y=book.spread_usd[pick], name="spread", line={"shape": "hv"})
+    mid_spread.add_trace(spread, row=2, col=1)
     mid_spread.update_layout(title=f"{title}: mid and spread ($)")
 
-    dyn = book.dynamics
     heatmap = go.Figure(
         go.Heatmap(
             z=_heatmap_matrix(analysis),
@@ -207,6 +213,11 @@ def _summary_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
+def _display(value: Any) -> str:
+    """Six significant digits for the page (the JSON report keeps every digit)."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _html_page(analysis: DepthAnalysis, report: dict[str, Any], title: str) -> str:
     figures = _html_figures(analysis, title)
     divs = [
@@ -214,7 +225,7 @@ def _html_page(analysis: DepthAnalysis, report: dict[str, Any], title: str) -> s
         for i, figure in enumerate(figures)
     ]
     rows = "".join(
-        f"<tr><th>{html.escape(name)}</th><td>{html.escape(str(value))}</td></tr>"
+        f"<tr><th>{html.escape(name)}</th><td>{html.escape(_display(value))}</td></tr>"
         for name, value in _summary_rows(report)
     )
     return (
