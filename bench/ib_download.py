@@ -1,7 +1,7 @@
 """Benchmark: 30 D of 1 min bars for 10 symbols through the paced IB layer vs the pacing minimum.
 
 The sim runs in its own process (`SimChild`, also used by the other IB/recorder benches),
-so it does not share the GIL with the measured client. Three scenarios, each repeated:
+so it does not share the GIL with the measured client. Scenarios, each repeated:
 
 - `HistoricalClient`, IB's rules: 1 min bars are not covered by IB's small-bar rules, so
   the minimum the rules allow is 0 s (reported; the ratio is then meaningless) and the
@@ -16,7 +16,8 @@ so it does not share the GIL with the measured client. Three scenarios, each rep
   recorded them sent, and one rolling window later the gateway refuses (162) requests the
   scheduler believed allowed. The pause shows the rate achievable without that effect.
 - Baseline: a bare ib_async loop sending the very same requests with no scheduler (IB's
-  rules, which do not refuse 1 min bars), to show what the paced layer costs.
+  rules, which do not refuse 1 min bars) at the same 40/s send spacing, to show what the
+  paced layer costs (scheduler, chunk tables, stitching).
 
 One sim serves every scenario (its rules are switched between runs, each run on a fresh
 connection so the sim's per-connection pacing ledger starts empty), after one unmeasured

@@ -11,7 +11,7 @@ from typing import Any
 
 from ib_async import IB, Stock
 
-from ibdesk.sim.calendar import parse_clock, xnys
+from ibdesk.calendar import parse_clock, xnys
 from ibdesk.sim.history import (
     BarRequest,
     TapeModel,

@@ -7,7 +7,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from ibdesk.sim.calendar import NS, parse_clock, xnys
+from ibdesk.calendar import NS, parse_clock, xnys
 from ibdesk.sim.history import (
     BarRequest,
     BarSet,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from ib_async import IB, Stock
 
-from ibdesk.sim.calendar import NS
+from ibdesk.calendar import NS
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import signal
 
 import typer
 
+from ibdesk.calendar import parse_clock
 from ibdesk.cli import runtime
 from ibdesk.describe import output_schema
 from ibdesk.errors import UserInputError
-from ibdesk.sim.calendar import parse_clock
 from ibdesk.sim.faults import Fault, parse_fault, run_schedule
 from ibdesk.sim.server import SimConfig, SimServer
 from ibdesk.sim.universe import select

@@ -173,7 +173,7 @@ class ConnectionConfig:
     retry_attempts: int
     readonly: bool = False
     reconnect: bool = True
-    reconnect_max_delay_s: float = 2.0
+    reconnect_max_delay_s: float = 1.0
     silent_after_s: float = 10.0
     watchdog_interval_s: float = 1.0
 

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 from ib_async import IB, BarData, Contract
 
+from ibdesk.calendar import xnys
 from ibdesk.errors import WorkFailedError
 from ibdesk.ib.durations import parse_bar_size, parse_duration
 from ibdesk.ib.errors import IbError, IbErrorKind
@@ -92,6 +93,28 @@ def default_margin_s(rules: PacingRules) -> float:
     return 0.1 * min(rules.same_contract_window_s, rules.identical_window_s)
 
 
+def session_windows(
+    end_utc: datetime, use_rth: bool, count: int = 400
+) -> list[tuple[datetime, datetime]]:
+    """The last `count` XNYS sessions started by `end_utc`, as (start, end) of their bars.
+
+    IB counts "N D" in trading sessions; chunks planned on these never land on a closed day
+    and never fetch a session twice.
+    """
+    calendar = xnys()
+    last = calendar.latest_started(int(end_utc.timestamp() * 1e9), use_rth)
+    windows: list[tuple[datetime, datetime]] = []
+    for index in range(max(0, last - count + 1), last + 1):
+        start_ns, stop_ns = calendar.session(index).window(use_rth)
+        windows.append(
+            (
+                datetime.fromtimestamp(start_ns / 1e9, UTC),
+                datetime.fromtimestamp(stop_ns / 1e9, UTC),
+            )
+        )
+    return windows
+
+
 class HistoricalClient:
     """Paced historical-bar requests on one ib_async `IB` (one scheduler per connection)."""
 
@@ -113,6 +136,29 @@ class HistoricalClient:
         self._errors: dict[int, IbError] = {}
         ib.errorEvent += self._on_error
 
+    # ib_async 2.1.0 internals (the version is pinned): the next request id, its queue of
+    # outgoing messages (throttled to MaxRequests per RequestsInterval) and open requests.
+    def _next_req_id(self) -> int:
+        return int(self.ib.client._reqIdSeq)  # reqHistoricalDataAsync takes this id first
+
+    def _throttle_delay_s(self) -> float:
+        """How long a message sent now would sit in ib_async's throttle queue."""
+        client = self.ib.client
+        if not client.MaxRequests:
+            return 0.0
+        now = asyncio.get_running_loop().time()
+        recent = [t for t in client._timeQ if now - t <= client.RequestsInterval]
+        if not client._msgQ and len(recent) < client.MaxRequests:
+            return 0.0
+        return max(0.01, recent[0] + client.RequestsInterval - now) if recent else 0.01
+
+    def _timed_out(self, req_id: int) -> bool:
+        return req_id in self.ib.wrapper._futures
+
+    def _forget(self, req_id: int) -> None:
+        self.ib.wrapper._futures.pop(req_id, None)
+        self.ib.wrapper._results.pop(req_id, None)
+
     def _on_error(self, req_id: int, code: int, message: str, _contract: object) -> None:
         if req_id >= 0:
             self._errors[req_id] = IbError.of(code, message, req_id)
@@ -126,6 +172,7 @@ class HistoricalClient:
                 at = max(
                     self.scheduler.next_allowed_s(key, now),
                     self._last_send_s + MIN_SEND_SPACING_S,
+                    now + self._throttle_delay_s(),
                 )
                 if at <= now:
                     break
@@ -133,6 +180,7 @@ class HistoricalClient:
             self._last_send_s = self._monotonic_s()
             self.scheduler.record_sent(key, self._last_send_s)
             self.requests_sent += 1
+            req_id = self._next_req_id()
             try:
                 bars = await self.ib.reqHistoricalDataAsync(
                     request.contract,
@@ -146,7 +194,18 @@ class HistoricalClient:
                 )
             finally:
                 self.scheduler.record_done(key)
-            error = self._errors.pop(getattr(bars, "reqId", -1), None)
+            error = self._errors.pop(req_id, None)
+            if error is None and self._timed_out(req_id):
+                # ib_async gives up quietly (empty bars) when no answer comes: never take
+                # that for "no data". The gateway may have dropped the request (error 100).
+                self._forget(req_id)
+                if attempt < MAX_PACING_RETRIES:
+                    log.warning("no answer to %s within %.0fs; retrying", key, self.timeout_s)
+                    continue
+                raise HistoricalDataError(
+                    f"historical data for {request.contract.symbol}: no answer within "
+                    f"{self.timeout_s:g}s ({attempt + 1} attempts)"
+                )
             if error is None or error.kind is not IbErrorKind.REQUEST_ERROR:
                 return bars_to_table(request.contract.symbol, list(bars))
             if error.code == 162 and "no data" in error.message.lower():
@@ -165,13 +224,22 @@ class HistoricalClient:
             f"historical data for {request.contract.symbol}: pacing retries exhausted"
         )
 
+    async def _gateway_now(self) -> datetime:
+        """The gateway's clock (a sim may run at another time than this machine)."""
+        try:
+            return (await self.ib.reqCurrentTimeAsync()).astimezone(UTC)
+        except (ConnectionError, TimeoutError):
+            return datetime.now(UTC)
+
     async def fetch_bars(self, request: BarsRequest) -> pa.Table:
         """All bars of `request`, chunked as IB allows and stitched without duplicates."""
         started = time.perf_counter()
         duration = parse_duration(request.duration)
         bar_size = parse_bar_size(request.bar_size)
-        end_utc = request.end_utc or datetime.now(UTC)
-        chunks = plan_chunks(duration, bar_size, end_utc)
+        end_utc = request.end_utc or await self._gateway_now()
+        chunks = plan_chunks(
+            duration, bar_size, end_utc, sessions=session_windows(end_utc, request.use_rth)
+        )
         tables: list[pa.Table] = []
         for chunk in chunks:
             end = "" if (request.end_utc is None and len(chunks) == 1) else chunk.ib_end

@@ -10,9 +10,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from ibdesk.calendar import NS
 from ibdesk.ib.pacing import HistoricalRequestKey
 from ibdesk.sim import messages as msg
-from ibdesk.sim.calendar import NS
 from ibdesk.sim.history import (
     BarRequest,
     BarSet,

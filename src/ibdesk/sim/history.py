@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from ibdesk.sim.calendar import (
+from ibdesk.calendar import (
     ET,
     NS,
     Session,

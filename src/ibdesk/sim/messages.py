@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ibdesk.sim.calendar import to_et
+from ibdesk.calendar import to_et
 from ibdesk.sim.history import BarSet, format_bar_time
 from ibdesk.sim.protocol import Out, encode, format_price
 from ibdesk.sim.universe import Ticker

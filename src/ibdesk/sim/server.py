@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ibdesk.calendar import NS, Session, SessionCalendar, parse_clock, to_et, xnys
 from ibdesk.config import Settings
 from ibdesk.ib.pacing import IB_PACING_RULES, PacingLedger, PacingRules
 from ibdesk.sim import messages as msg
-from ibdesk.sim.calendar import NS, Session, SessionCalendar, parse_clock, to_et, xnys
 from ibdesk.sim.history import (
     BarRequest,
     BarSet,

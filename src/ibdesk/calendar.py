@@ -1,4 +1,4 @@
-"""XNYS sessions for the sim: regular hours, extended hours, holidays and early closes.
+"""XNYS sessions shared by the sim and the IB layer: regular and extended hours, holidays.
 
 Pure apart from loading `exchange_calendars` once. Times are UTC epoch nanoseconds.
 Extended hours run 04:00-20:00 ET on a full day and 04:00 to four hours after an early
