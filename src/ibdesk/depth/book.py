@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -33,8 +34,9 @@ class BookSide(IntEnum):
     BID = 1
 
 
-@dataclass(slots=True)
-class Level:
+class Level(NamedTuple):
+    """One book row (a NamedTuple: rows are created on every depth operation)."""
+
     price: float
     size: float
     market_maker: str = ""
@@ -49,17 +51,18 @@ class SideBook:
     anomalies: int = 0
 
     def apply(
-        self, op: DepthOp, position: int, price: float, size: float, market_maker: str = ""
+        self, op: DepthOp | int, position: int, price: float, size: float, market_maker: str = ""
     ) -> None:
+        """Apply one operation; `op` may be a plain int (hot path: no enum conversion)."""
         rows = self.rows
-        if op is DepthOp.INSERT:
+        if op == DepthOp.INSERT:
             if position > len(rows):
                 self.anomalies += 1
                 position = len(rows)
             rows.insert(position, Level(price, size, market_maker))
             if len(rows) > self.max_rows:
                 del rows[self.max_rows :]
-        elif op is DepthOp.UPDATE:
+        elif op == DepthOp.UPDATE:
             if position < len(rows):
                 rows[position] = Level(price, size, market_maker)
             else:
@@ -98,7 +101,7 @@ class DepthBook:
         market_maker: str = "",
     ) -> None:
         book = self.bids if side == BookSide.BID else self.asks
-        book.apply(DepthOp(op), position, price, size, market_maker)
+        book.apply(op, position, price, size, market_maker)
         self.updates += 1
 
     def clear(self) -> None:
@@ -133,6 +136,25 @@ class DepthBook:
             out[2 * n + k] = level.price
             out[3 * n + k] = level.size
         return out
+
+
+class DepthOperation(Protocol):
+    """Anything that carries one depth operation with its receive time."""
+
+    @property
+    def ts_ns(self) -> int: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def operation(self) -> int: ...
+    @property
+    def side(self) -> int: ...
+    @property
+    def price(self) -> float: ...
+    @property
+    def size(self) -> float: ...
+    @property
+    def market_maker(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

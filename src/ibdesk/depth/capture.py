@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ibdesk.depth.book import DepthBook, DepthMessage, reset_messages
+from ibdesk.depth.book import DepthBook, DepthOperation, reset_messages
 from ibdesk.store import layout
 from ibdesk.store.parquet import compact_parts, logical_files, part_path, write_table_atomic
 from ibdesk.store.schemas import (
@@ -90,7 +91,7 @@ class SymbolCapture:
         self.book = DepthBook(levels)
         self.stats = CaptureStats()
         self.in_gap = False
-        self._pending: deque[DepthMessage] = deque()
+        self._pending: deque[DepthOperation] = deque()
         self._pending_trades: deque[TradePrint] = deque()
         day = session_start.date()
         self.paths = {
@@ -107,16 +108,22 @@ class SymbolCapture:
         self._columns = level_columns(levels)
         self._snap_ts: list[int] = []
         self._snap_rows: list[list[float]] = []
-        self._msgs: list[DepthMessage] = []
+        self._msgs: list[DepthOperation] = []
         self._trades: list[tuple[int, float, float, str, str]] = []
         self._parts = 0
 
     # ---- input ------------------------------------------------------------------------------
-    def on_depth(self, message: DepthMessage) -> None:
+    def on_depth(self, message: DepthOperation) -> None:
         """Queue one IB depth operation (applied when a snapshot at or after its ts is taken)."""
         self._pending.append(message)
         self._msgs.append(message)
         self.stats.updates += 1
+
+    def on_depth_batch(self, messages: Sequence[DepthOperation]) -> None:
+        """Queue several operations at once (same as `on_depth` for each, in order)."""
+        self._pending.extend(messages)
+        self._msgs.extend(messages)
+        self.stats.updates += len(messages)
 
     def on_trade(self, trade: TradePrint) -> None:
         """Queue a trade; its side is inferred when the book reaches the trade's time."""

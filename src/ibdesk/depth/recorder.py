@@ -16,13 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from ib_async import Contract
 
 from ibdesk.config import Settings
-from ibdesk.depth.book import BookSide, DepthMessage, DepthOp
 from ibdesk.depth.capture import SymbolCapture, TradePrint, compact_leftovers
 from ibdesk.errors import UserInputError, WorkFailedError
 from ibdesk.ib.connection import (
@@ -36,6 +35,7 @@ from ibdesk.ib.connection import (
     Reconnected,
     Resubscribed,
     SubscriptionFailed,
+    TradeTick,
 )
 from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
 from ibdesk.store.layout import level2_dir
@@ -169,24 +169,19 @@ class Recorder:
                 "no depth for %s: %s %s", capture.symbol, event.error.code, event.error.message
             )
 
-    def _on_data(self, event: DataEvent) -> None:
-        capture = self.captures.get(event.symbol)
+    def _on_data(self, events: list[DataEvent]) -> None:
+        """One subscription's ticks of one socket read (all of one symbol, one kind)."""
+        first = events[0] if events else None
+        capture = self.captures.get(first.symbol) if first is not None else None
         if capture is None:
             return
-        if isinstance(event, DepthUpdate):
-            capture.on_depth(
-                DepthMessage(
-                    event.ts_ns,
-                    event.position,
-                    DepthOp(event.operation),
-                    BookSide(event.side),
-                    event.price,
-                    event.size,
-                    event.market_maker,
-                )
-            )
+        if isinstance(first, DepthUpdate):
+            # A batch holds one kind only; DepthUpdates are DepthOperations as they are.
+            capture.on_depth_batch(cast(list[DepthUpdate], events))
         else:
-            capture.on_trade(TradePrint(event.ts_ns, event.price, event.size, event.exchange))
+            for event in events:
+                assert isinstance(event, TradeTick)
+                capture.on_trade(TradePrint(event.ts_ns, event.price, event.size, event.exchange))
 
     # ---- main loop ----------------------------------------------------------------------------
     async def _qualify(self) -> tuple[dict[str, Contract], dict[str, str]]:
