@@ -41,6 +41,7 @@ ChangeListener = Callable[[int, int, int, int, int], None]
 TradeListener = Callable[[int, int, int], None]
 
 MIN_LEVELS = 25
+MAX_LEVELS = 60  # deeper levels are dropped (IB shows at most 20 rows of depth)
 _INSERT, _UPDATE, _DELETE = int(DepthOp.INSERT), int(DepthOp.UPDATE), int(DepthOp.DELETE)
 _LOT = 100
 # Row chosen for adds/cancels: geometric (mean ~4 rows from the top), drawn by table lookup
@@ -169,9 +170,17 @@ class LiveBook:
             self._insert(side, len(prices), price, self._lots())
 
     def _insert(self, side: int, position: int, price: int, size: int) -> None:
-        self.px[side].insert(position, price)
-        self.sz[side].insert(position, size)
+        prices, sizes = self.px[side], self.sz[side]
+        prices.insert(position, price)
+        sizes.insert(position, size)
         self.on_change(side, _INSERT, position, price, size)
+        if len(prices) > MAX_LEVELS:
+            # Far below any subscription's rows: drop it so the book (and every list
+            # operation on it) stays small however long the sim runs.
+            last = len(prices) - 1
+            dropped = prices.pop()
+            sizes.pop()
+            self.on_change(side, _DELETE, last, dropped, 0)
 
     def _new_level(self, side: int) -> None:
         rnd = self._rnd
