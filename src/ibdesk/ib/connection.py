@@ -31,6 +31,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from ibdesk.config import Settings
 from ibdesk.errors import GatewayUnavailableError, WorkFailedError
 from ibdesk.ib.errors import IbError
+from ibdesk.ib.fastread import install_fast_reader
 from ibdesk.ib.gateway import candidate_ports, unavailable_message
 from ibdesk.ib.readiness import SIM_ACCOUNT_PREFIX
 
@@ -241,6 +242,7 @@ class IBConnection:
     ) -> None:
         self.config = config
         self.ib = IB()
+        install_fast_reader(self.ib.client)
         self.client_id = config.client_id
         self.port: int | None = None
         self.reconnects = 0
