@@ -92,7 +92,6 @@ def _render(summary: pipeline.RunSummary) -> None:
             table.add_row(symbol, "[red]failed[/]", result.error, *([""] * 7))
             continue
         ind = result.indicators
-        last_signal = result.signals[-1]["signal"] if result.signals else ""
         table.add_row(
             symbol,
             str(result.bars),
@@ -103,7 +102,7 @@ def _render(summary: pipeline.RunSummary) -> None:
             _fmt(ind.get("atr"), 3),
             _fmt(ind.get("gap_pct")),
             _fmt(ind.get("rvol")),
-            f"{len(result.signals)} {last_signal}".strip(),
+            str(len(result.signals)),
         )
     runtime.stdout.print(table)
     for result in summary.symbols.values():

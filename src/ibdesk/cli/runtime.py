@@ -9,7 +9,8 @@ from rich.console import Console
 from ibdesk.config import Settings, load_settings
 from ibdesk.logs import setup_logging
 
-stdout = Console(highlight=False, soft_wrap=True)
+# Piped output (logs, CI) gets 120 columns instead of rich's 80 so tables are not truncated.
+stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
