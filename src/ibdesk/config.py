@@ -187,7 +187,6 @@ class Settings(BaseSettings):
 
     @field_validator(
         "databento_gateway",
-        "warrior_trades_file",
         "l2_max_workers",
         "l2_backfill_concurrency",
         mode="before",

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 from ib_async import Contract
 
 from ibdesk.config import Settings
@@ -29,7 +28,7 @@ from ibdesk.ib.connection import ConnectionConfig, IBConnection
 from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
 from ibdesk.ib.durations import parse_bar_size, parse_duration
 from ibdesk.ib.requests import BarsRequest, HistoricalClient, HistoricalDataError
-from ibdesk.signals.indicators import compute_indicators
+from ibdesk.signals.indicators import compute_indicators, previous_closes
 from ibdesk.signals.rules import SignalConfig, signals_from_indicators, signals_to_table
 from ibdesk.store import layout
 from ibdesk.store.bars import store_bars
@@ -151,16 +150,6 @@ def _latest_indicators(frame: pl.DataFrame, cfg: SignalConfig) -> dict[str, floa
     return out
 
 
-def _previous_close(daily: pa.Table, first_day: date) -> float | None:
-    """Close of the last daily bar before `first_day` (for the gap %)."""
-    if daily.num_rows == 0:
-        return None
-    days = pc.cast(daily.column("ts"), pa.timestamp("ns", tz="UTC")).to_pylist()
-    closes = daily.column("close").to_pylist()
-    before = [(d, c) for d, c in zip(days, closes, strict=True) if d.date() < first_day]
-    return float(before[-1][1]) if before else None
-
-
 async def run(
     settings: Settings, config: RunConfig, progress: Progress | None = None
 ) -> RunSummary:
@@ -262,8 +251,7 @@ async def run(
             if table.num_rows == 0:
                 continue
             first_ts = table.column("ts")[0].as_py()
-            prev = _previous_close(daily[symbol], first_ts.astimezone(ET).date())
-            previous_close = {symbol: prev} if prev is not None else None
+            previous_close = previous_closes(daily[symbol], first_ts.astimezone(ET).date()) or None
             frame = compute_indicators(table, config.signals.indicators, previous_close)
             result.indicators = _latest_indicators(frame, config.signals)
             signals = signals_from_indicators(frame, config.signals)

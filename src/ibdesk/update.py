@@ -25,7 +25,9 @@ from ibdesk.ib.durations import parse_bar_size
 from ibdesk.ib.requests import BarsRequest, HistoricalClient, HistoricalDataError
 from ibdesk.store import layout
 from ibdesk.store.bars import normalize_bar_size, store_bars
+from ibdesk.store.catalog import find_data_files
 from ibdesk.store.inventory import Gap, missing_bar_ranges
+from ibdesk.store.readers import DataKind
 
 log = logging.getLogger(__name__)
 ET = ZoneInfo("America/New_York")
@@ -69,21 +71,14 @@ class UpdateSummary:
         }
 
 
-def stored_symbols(settings: Settings, bar_size: str) -> list[str]:
-    """Symbols that already have bars of `bar_size` in the store."""
-    root = settings.data_root / "bars"
+def stored_days(settings: Settings, bar_size: str) -> dict[str, list[date]]:
+    """Days with bars of `bar_size` in the store, per symbol (part files included)."""
     folder = layout.bar_size_folder(normalize_bar_size(bar_size))
-    if not root.exists():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / folder).is_dir())
-
-
-def last_stored_day(settings: Settings, symbol: str, bar_size: str) -> date | None:
-    folder = (
-        settings.data_root / "bars" / symbol / layout.bar_size_folder(normalize_bar_size(bar_size))
-    )
-    days = sorted(p.name.split(".")[0] for p in folder.glob("*.parquet")) if folder.exists() else []
-    return date.fromisoformat(days[-1]) if days else None
+    days: dict[str, list[date]] = {}
+    for found in find_data_files(settings.data_root, [DataKind.BARS]):
+        if found.bar_size_folder == folder and found.day is not None:
+            days.setdefault(found.symbol, []).append(found.day)
+    return days
 
 
 def gap_request(gap: Gap) -> tuple[datetime, str]:
@@ -111,7 +106,8 @@ async def update_bars(
         raise UserInputError(f"--bar-size {bar_size!r}: data update fills intraday bars only")
     if lookback_days < 1:
         raise UserInputError("--days: expected at least 1")
-    wanted = [s.upper() for s in symbols] if symbols else stored_symbols(settings, bar_size)
+    stored = stored_days(settings, bar_size)
+    wanted = [s.upper() for s in symbols] if symbols else sorted(stored)
     summary = UpdateSummary(bar_size=bar_size)
     if not wanted:
         return summary
@@ -131,7 +127,7 @@ async def update_bars(
             if isinstance(contract, UnknownContractError):
                 result.error = contract.message
                 continue
-            last = last_stored_day(settings, symbol, bar_size)
+            last = max(stored[symbol]) if stored.get(symbol) else None
             first = last if last is not None else today - timedelta(days=lookback_days)
             result.first_day, result.last_day = first.isoformat(), today.isoformat()
             gaps = [

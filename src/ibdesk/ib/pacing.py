@@ -337,6 +337,11 @@ class HistoricalChunk:
         return self.end_utc.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
 
 
+def fits_one_request(duration: Duration, bar_size: BarSize) -> bool:
+    """True when IB serves `duration` of `bar_size` bars in a single request."""
+    return duration.calendar_s <= max_duration(bar_size).calendar_s
+
+
 def plan_chunks(
     duration: Duration | str,
     bar_size: BarSize | str,
@@ -361,9 +366,9 @@ def plan_chunks(
         raise ValueError("end_utc must be timezone-aware")
     total = parse_duration(duration) if isinstance(duration, str) else duration
     bar = parse_bar_size(bar_size) if isinstance(bar_size, str) else bar_size
-    limit = max_duration(bar)
-    if total.calendar_s <= limit.calendar_s:
+    if fits_one_request(total, bar):
         return [HistoricalChunk(end_utc, total)]
+    limit = max_duration(bar)
     day_units = (DurationUnit.DAYS, DurationUnit.WEEKS)
     if sessions is not None and limit.unit is DurationUnit.DAYS and total.unit in day_units:
         return _plan_session_chunks(int(total.sessions), limit, end_utc, sessions)

@@ -26,9 +26,11 @@ from ibdesk.ib.durations import parse_bar_size, parse_duration
 from ibdesk.ib.errors import IbError, IbErrorKind
 from ibdesk.ib.pacing import (
     IB_PACING_RULES,
+    HistoricalChunk,
     HistoricalRequestKey,
     PacingRules,
     PacingScheduler,
+    fits_one_request,
     plan_chunks,
     stitch_bars,
 )
@@ -236,10 +238,14 @@ class HistoricalClient:
         started = time.perf_counter()
         duration = parse_duration(request.duration)
         bar_size = parse_bar_size(request.bar_size)
-        end_utc = request.end_utc or await self._gateway_now()
-        chunks = plan_chunks(
-            duration, bar_size, end_utc, sessions=session_windows(end_utc, request.use_rth)
-        )
+        if fits_one_request(duration, bar_size):
+            # One request: IB ends it at its own "now" when no end is given (see below).
+            chunks = [HistoricalChunk(request.end_utc or datetime.now(UTC), duration)]
+        else:
+            end_utc = request.end_utc or await self._gateway_now()
+            chunks = plan_chunks(
+                duration, bar_size, end_utc, sessions=session_windows(end_utc, request.use_rth)
+            )
         tables: list[pa.Table] = []
         for chunk in chunks:
             end = "" if (request.end_utc is None and len(chunks) == 1) else chunk.ib_end
