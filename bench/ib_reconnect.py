@@ -33,8 +33,10 @@ from ib_download import SimChild, med_min_max, quiet_logs, table
 from ibdesk.ib.connection import (
     ConnectionConfig,
     ConnectionEvent,
+    DataEvent,
     IBConnection,
     Reconnected,
+    Subscription,
     SubscriptionKind,
 )
 from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
@@ -53,6 +55,7 @@ class FreshWatch:
         self.reconnected_at: float | None = None
         self.all_fresh = asyncio.Event()
         conn.ib.pendingTickersEvent += self._on_tickers
+        conn.add_data_listener(self._on_data)
         conn.add_listener(self._on_event)
 
     def arm(self, *, newer_than_current: bool) -> None:
@@ -67,18 +70,29 @@ class FreshWatch:
         if isinstance(event, Reconnected) and self.reconnected_at is None:
             self.reconnected_at = time.monotonic()
 
-    def _on_tickers(self, tickers: set[Ticker]) -> None:
-        now = time.monotonic()
-        for sub in self.conn.subscriptions.values():
-            if sub.key in self.fresh_at or sub.generation <= self.after.get(sub.key, 0):
-                continue
-            if sub.ticker is None or sub.ticker not in tickers:
-                continue
-            ticks = sub.ticker.domTicks if sub.kind is SubscriptionKind.DEPTH else sub.ticker.ticks
-            if ticks:
-                self.fresh_at[sub.key] = now
+    def _fresh(self, sub: Subscription, now: float) -> None:
+        if sub.key not in self.fresh_at and sub.generation > self.after.get(sub.key, 0):
+            self.fresh_at[sub.key] = now
         if self.after and len(self.fresh_at) == len(self.after):
             self.all_fresh.set()
+
+    def _on_data(self, events: Sequence[DataEvent]) -> None:
+        """Depth arrives here only (decoded past ib_async's Ticker)."""
+        sub = self.conn.subscriptions.get(events[0].key) if events else None
+        if sub is not None:
+            self._fresh(sub, time.monotonic())
+
+    def _on_tickers(self, tickers: set[Ticker]) -> None:
+        now = time.monotonic()
+        for sub in list(self.conn.subscriptions.values()):
+            ticker = sub.ticker
+            if (
+                sub.kind is SubscriptionKind.MARKET_DATA
+                and ticker in tickers
+                and ticker
+                and ticker.ticks
+            ):
+                self._fresh(sub, now)
 
 
 def connection(port: int, client_id: int) -> IBConnection:

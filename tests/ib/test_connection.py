@@ -14,6 +14,7 @@ from ibdesk.errors import GatewayUnavailableError
 from ibdesk.ib.connection import (
     ConnectionConfig,
     ConnectionEvent,
+    DataEvent,
     GapEnded,
     GapReason,
     GapStarted,
@@ -47,8 +48,10 @@ def _run(coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
 async def _subscribed_depth(conn: IBConnection, symbol: str = "AAPL") -> Subscription:
     [contract] = await ContractCache().qualify(conn.ib, stock(symbol))
     assert not isinstance(contract, UnknownContractError)
+    received: list[DataEvent] = []
+    conn.add_data_listener(received.extend)
     sub = conn.subscribe_depth(contract, 10)
-    await _until(lambda: bool(sub.ticker and sub.ticker.domBids))
+    await _until(lambda: any(e.key == sub.key for e in received))
     return sub
 
 

@@ -34,6 +34,9 @@ class BookSide(IntEnum):
     BID = 1
 
 
+_INSERT, _UPDATE, _BID = int(DepthOp.INSERT), int(DepthOp.UPDATE), int(BookSide.BID)
+
+
 class Level(NamedTuple):
     """One book row (a NamedTuple: rows are created on every depth operation)."""
 
@@ -53,26 +56,41 @@ class SideBook:
     def apply(
         self, op: DepthOp | int, position: int, price: float, size: float, market_maker: str = ""
     ) -> None:
-        """Apply one operation; `op` may be a plain int (hot path: no enum conversion)."""
+        """Apply one operation (`apply_all` of one)."""
+        self.apply_all(
+            (DepthMessage(0, position, DepthOp(op), BookSide.BID, price, size, market_maker),)
+        )
+
+    def apply_all(self, ops: Iterable[DepthOperation]) -> None:
+        """Apply this side's operations in order: the one implementation of IB's row rules.
+
+        One loop with locals, no per-operation calls: the recorder's hot path.
+        """
         rows = self.rows
-        if op == DepthOp.INSERT:
-            if position > len(rows):
-                self.anomalies += 1
-                position = len(rows)
-            rows.insert(position, Level(price, size, market_maker))
-            if len(rows) > self.max_rows:
-                del rows[self.max_rows :]
-        elif op == DepthOp.UPDATE:
-            if position < len(rows):
-                rows[position] = Level(price, size, market_maker)
+        limit = self.max_rows
+        anomalies = 0
+        for m in ops:
+            op = m.operation
+            position = m.position
+            if op == _INSERT:
+                if position > len(rows):
+                    anomalies += 1
+                    position = len(rows)
+                rows.insert(position, Level(m.price, m.size, m.market_maker))
+                if len(rows) > limit:
+                    del rows[limit:]
+            elif op == _UPDATE:
+                if position < len(rows):
+                    rows[position] = Level(m.price, m.size, m.market_maker)
+                else:
+                    anomalies += 1
+                    if position == len(rows) and len(rows) < limit:
+                        rows.append(Level(m.price, m.size, m.market_maker))
+            elif position < len(rows):
+                del rows[position]
             else:
-                self.anomalies += 1
-                if position == len(rows) and len(rows) < self.max_rows:
-                    rows.append(Level(price, size, market_maker))
-        elif position < len(rows):
-            del rows[position]
-        else:
-            self.anomalies += 1
+                anomalies += 1
+        self.anomalies += anomalies
 
     def clear(self) -> None:
         self.rows.clear()
@@ -103,6 +121,13 @@ class DepthBook:
         book = self.bids if side == BookSide.BID else self.asks
         book.apply(op, position, price, size, market_maker)
         self.updates += 1
+
+    def apply_all(self, ops: Sequence[DepthOperation]) -> None:
+        """Apply operations in order (the two sides are independent, so each side's
+        operations are applied in their order)."""
+        self.bids.apply_all([m for m in ops if m.side == _BID])
+        self.asks.apply_all([m for m in ops if m.side != _BID])
+        self.updates += len(ops)
 
     def clear(self) -> None:
         """Empty both sides (after 317, or when a subscription restarts)."""

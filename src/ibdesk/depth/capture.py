@@ -12,17 +12,21 @@ the final file on a clean stop (or by the next run after a crash).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as _compute
 
 from ibdesk.depth.book import DepthBook, DepthOperation, reset_messages
+from ibdesk.ib.rowfeed import DepthUpdate
 from ibdesk.store import layout
 from ibdesk.store.parquet import compact_parts, logical_files, part_path, write_table_atomic
 from ibdesk.store.schemas import (
@@ -34,12 +38,48 @@ from ibdesk.store.schemas import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class TradePrint:
-    ts_ns: int
-    price: float
-    size: float
-    exchange: str = ""
+class TradePrint(Protocol):
+    """A trade print with its receive time (`ibdesk.ib.rowfeed.TradeTick` is one)."""
+
+    @property
+    def ts_ns(self) -> int: ...
+    @property
+    def price(self) -> float: ...
+    @property
+    def size(self) -> float: ...
+    @property
+    def exchange(self) -> str: ...
+
+
+pc: Any = _compute  # pyarrow.compute functions are generated at import time
+_by_ts = attrgetter("ts_ns")
+_TRADE_ROW = pa.struct(
+    [
+        ("ts", pa.int64()),
+        ("price", pa.float64()),
+        ("size", pa.float64()),
+        ("side", pa.string()),
+        ("exchange", pa.string()),
+    ]
+)
+# Buffered messages are converted to Arrow this many at a time, so no single conversion
+# (which holds the event loop) grows with the message rate times `--flush-seconds`.
+MESSAGE_CHUNK_ROWS = 16_384
+# The messages buffer holds DepthUpdate rows; as one Arrow struct they convert in one call.
+_MESSAGE_ROW = pa.struct(
+    [
+        ("key", pa.string()),
+        ("symbol", pa.string()),
+        ("ts", pa.int64()),
+        ("position", pa.int16()),
+        ("operation", pa.int8()),
+        ("side", pa.int8()),
+        ("price", pa.float64()),
+        ("size", pa.float64()),
+        ("market_maker", pa.string()),
+        ("is_smart", pa.bool_()),
+    ]
+)
 
 
 @dataclass(slots=True)
@@ -91,7 +131,7 @@ class SymbolCapture:
         self.book = DepthBook(levels)
         self.stats = CaptureStats()
         self.in_gap = False
-        self._pending: deque[DepthOperation] = deque()
+        self._pending: deque[Sequence[DepthOperation]] = deque()  # batches, one ts each
         self._pending_trades: deque[TradePrint] = deque()
         day = session_start.date()
         self.paths = {
@@ -108,26 +148,29 @@ class SymbolCapture:
         self._columns = level_columns(levels)
         self._snap_ts: list[int] = []
         self._snap_rows: list[list[float]] = []
-        self._msgs: list[DepthOperation] = []
+        self._msgs: list[DepthUpdate] = []
+        self._msg_chunks: list[pa.StructArray] = []  # converted part of the messages buffer
         self._trades: list[tuple[int, float, float, str, str]] = []
         self._parts = 0
 
     # ---- input ------------------------------------------------------------------------------
-    def on_depth(self, message: DepthOperation) -> None:
-        """Queue one IB depth operation (applied when a snapshot at or after its ts is taken)."""
-        self._pending.append(message)
-        self._msgs.append(message)
-        self.stats.updates += 1
-
-    def on_depth_batch(self, messages: Sequence[DepthOperation]) -> None:
-        """Queue several operations at once (same as `on_depth` for each, in order)."""
-        self._pending.extend(messages)
+    def on_depth_batch(self, messages: Sequence[DepthUpdate]) -> None:
+        """Queue operations in arrival order (applied when a snapshot at or after their ts
+        is taken)."""
+        if not messages:
+            return
+        if messages[0].ts_ns == messages[-1].ts_ns:  # one socket read: the usual case
+            self._pending.append(messages)
+        else:
+            self._pending.extend(list(group) for _, group in itertools.groupby(messages, _by_ts))
         self._msgs.extend(messages)
         self.stats.updates += len(messages)
+        if len(self._msgs) >= MESSAGE_CHUNK_ROWS:
+            self._convert_messages()
 
-    def on_trade(self, trade: TradePrint) -> None:
-        """Queue a trade; its side is inferred when the book reaches the trade's time."""
-        self._pending_trades.append(trade)
+    def on_trades(self, trades: Sequence[TradePrint]) -> None:
+        """Queue trades; each one's side is inferred when the book reaches its time."""
+        self._pending_trades.extend(trades)
 
     def start_gap(self, ts_ns: int, reason: str) -> None:
         """Data stopped being trustworthy: no snapshots until `end_gap`; the book restarts empty."""
@@ -144,7 +187,21 @@ class SymbolCapture:
     def reset_book(self, ts_ns: int) -> None:
         """Empty the book now, writing the emptying as marked deletes to the messages file."""
         self._apply_until(ts_ns)
-        self._msgs.extend(reset_messages(self.book, ts_ns))
+        self._msgs.extend(
+            DepthUpdate(
+                "",
+                self.symbol,
+                m.ts_ns,
+                m.position,
+                m.operation,
+                m.side,
+                m.price,
+                m.size,
+                m.market_maker,
+                self.is_smart,
+            )
+            for m in reset_messages(self.book, ts_ns)
+        )
         self.book.clear()
         self.stats.resets += 1
 
@@ -159,7 +216,7 @@ class SymbolCapture:
         trades = self._pending_trades
         book = self.book
         while True:
-            op_ts = pending[0].ts_ns if pending and pending[0].ts_ns <= ts_ns else None
+            op_ts = pending[0][0].ts_ns if pending and pending[0][0].ts_ns <= ts_ns else None
             trade_ts = trades[0].ts_ns if trades and trades[0].ts_ns <= ts_ns else None
             if op_ts is None and trade_ts is None:
                 return
@@ -169,8 +226,7 @@ class SymbolCapture:
                 self._trades.append((trade.ts_ns, trade.price, trade.size, side, trade.exchange))
                 self.stats.trades += 1
             else:
-                m = pending.popleft()
-                book.apply(m.operation, m.side, m.position, m.price, m.size, m.market_maker)
+                book.apply_all(pending.popleft())
 
     def snapshot(self, ts_ns: int) -> bool:
         """Record the book as of `ts_ns` unless in a gap; True when a row was written."""
@@ -195,50 +251,63 @@ class SymbolCapture:
             data[name] = pa.array(values, pa.float64(), mask=[math.isnan(v) for v in values])
         return pa.table(data, schema=self._schemas["snapshots"])
 
+    def _convert_messages(self) -> None:
+        if self._msgs:
+            self._msg_chunks.append(pa.array(self._msgs, type=_MESSAGE_ROW))
+            self._msgs.clear()
+
     def _messages_table(self) -> pa.Table:
-        msgs = self._msgs
+        self._convert_messages()
+        rows = pa.chunked_array(self._msg_chunks, type=_MESSAGE_ROW)
+        self._msg_chunks = []
+        market_maker = pc.struct_field(rows, "market_maker")
         data = {
-            "ts": pa.array([m.ts_ns for m in msgs], pa.int64()).cast(TS_TYPE),
-            "symbol": pa.array([self.symbol] * len(msgs), pa.string()),
-            "position": pa.array([m.position for m in msgs], pa.int16()),
-            "operation": pa.array([int(m.operation) for m in msgs], pa.int8()),
-            "side": pa.array([int(m.side) for m in msgs], pa.int8()),
-            "price": pa.array([m.price for m in msgs], pa.float64()),
-            "size": pa.array([m.size for m in msgs], pa.float64()),
-            "market_maker": pa.array([m.market_maker or None for m in msgs], pa.string()),
-            "is_smart": pa.array([self.is_smart] * len(msgs), pa.bool_()),
+            name: pc.struct_field(rows, name)
+            for name in ("ts", "symbol", "position", "operation", "side", "price", "size")
         }
+        data["ts"] = data["ts"].cast(TS_TYPE)
+        data["market_maker"] = pc.if_else(pc.equal(market_maker, ""), None, market_maker)
+        data["is_smart"] = pc.struct_field(rows, "is_smart")
         return pa.table(data, schema=self._schemas["messages"])
 
     def _trades_table(self) -> pa.Table:
-        rows = self._trades
+        rows = pa.array(self._trades, type=_TRADE_ROW)
+        exchange = rows.field("exchange")
         data = {
-            "ts": pa.array([r[0] for r in rows], pa.int64()).cast(TS_TYPE),
+            "ts": rows.field("ts").cast(TS_TYPE),
             "symbol": pa.array([self.symbol] * len(rows), pa.string()),
-            "price": pa.array([r[1] for r in rows], pa.float64()),
-            "size": pa.array([r[2] for r in rows], pa.float64()),
-            "side": pa.array([r[3] for r in rows], pa.string()),
-            "exchange": pa.array([r[4] or None for r in rows], pa.string()),
+            "price": rows.field("price"),
+            "size": rows.field("size"),
+            "side": rows.field("side"),
+            "exchange": pc.if_else(pc.equal(exchange, ""), None, exchange),
         }
         return pa.table(data, schema=self._schemas["trades"])
 
-    def flush(self) -> None:
-        """Write what is buffered as one more part file per kind (atomic), then clear buffers."""
+    def take_parts(self) -> list[tuple[pa.Table, Path]]:
+        """What is buffered as the next part file of each kind, buffers cleared (no I/O).
+
+        Write them in order (`write_parts`) before the next `take_parts` is written.
+        """
         tables = {
             "snapshots": self._snapshot_table() if self._snap_ts else None,
-            "messages": self._messages_table() if self._msgs else None,
+            "messages": self._messages_table() if self._msgs or self._msg_chunks else None,
             "trades": self._trades_table() if self._trades else None,
         }
-        if not any(t is not None for t in tables.values()):
-            return
-        for kind, table in tables.items():
-            if table is not None:
-                write_table_atomic(table, part_path(self.paths[kind], self._parts))
-        self._parts += 1
+        parts = [
+            (table, part_path(self.paths[kind], self._parts))
+            for kind, table in tables.items()
+            if table is not None
+        ]
+        if parts:
+            self._parts += 1
         self._snap_ts.clear()
         self._snap_rows.clear()
-        self._msgs.clear()
         self._trades.clear()
+        return parts
+
+    def flush(self) -> None:
+        """Write what is buffered as one more part file per kind (atomic), then clear buffers."""
+        write_parts(self.take_parts())
 
     def finalize(self) -> list[Path]:
         """Flush and compact every part into the final files; returns the final paths."""
@@ -276,6 +345,12 @@ class SymbolCapture:
             "depth_unavailable": s.depth_unavailable,
             "files": {kind: str(path) for kind, path in self.paths.items()},
         }
+
+
+def write_parts(parts: Sequence[tuple[pa.Table, Path]]) -> None:
+    """Write part files atomically (safe to run in a worker thread: no shared state)."""
+    for table, path in parts:
+        write_table_atomic(table, path)
 
 
 def _iso_ns(ts_ns: int) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from zoneinfo import ZoneInfo
 from ib_async import Contract
 
 from ibdesk.config import Settings
-from ibdesk.depth.capture import SymbolCapture, TradePrint, compact_leftovers
+from ibdesk.depth.capture import SymbolCapture, compact_leftovers, write_parts
 from ibdesk.errors import UserInputError, WorkFailedError
 from ibdesk.ib.connection import (
     ConnectionConfig,
@@ -147,6 +148,8 @@ class Recorder:
         self.conn = IBConnection(conn_config, wall_ns=self._timeline.now_ns)
         self.captures: dict[str, SymbolCapture] = {}
         self._by_key: dict[str, SymbolCapture] = {}
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="ibdesk-parts")
+        self._writing: asyncio.Future[None] | None = None
 
     # ---- event plumbing -------------------------------------------------------------------------
     def _on_connection_event(self, event: ConnectionEvent) -> None:
@@ -169,7 +172,7 @@ class Recorder:
                 "no depth for %s: %s %s", capture.symbol, event.error.code, event.error.message
             )
 
-    def _on_data(self, events: list[DataEvent]) -> None:
+    def _on_data(self, events: Sequence[DataEvent]) -> None:
         """One subscription's ticks of one socket read (all of one symbol, one kind)."""
         first = events[0] if events else None
         capture = self.captures.get(first.symbol) if first is not None else None
@@ -179,9 +182,7 @@ class Recorder:
             # A batch holds one kind only; DepthUpdates are DepthOperations as they are.
             capture.on_depth_batch(cast(list[DepthUpdate], events))
         else:
-            for event in events:
-                assert isinstance(event, TradeTick)
-                capture.on_trade(TradePrint(event.ts_ns, event.price, event.size, event.exchange))
+            capture.on_trades(cast(Sequence[TradeTick], events))
 
     # ---- main loop ----------------------------------------------------------------------------
     async def _qualify(self) -> tuple[dict[str, Contract], dict[str, str]]:
@@ -240,15 +241,21 @@ class Recorder:
         finally:
             summary.end = datetime.now(ET)
             summary.reconnects = self.conn.reconnects
-            for capture in self.captures.values():
-                summary.files.extend(capture.finalize())
-                stats = capture.stats_json(summary.start, summary.end, self.conn.reconnects)
-                stats["source"] = source
-                stats["levels"] = cfg.levels
-                stats["interval_ms"] = cfg.interval_ms
-                summary.per_symbol[capture.symbol] = stats
-                summary.stats_files.append(write_json_atomic(stats, capture.stats_path))
-            await self.conn.close()
+            try:
+                try:
+                    await self._wait_for_writes()
+                finally:
+                    self._writer.shutdown(wait=True)
+                for capture in self.captures.values():
+                    summary.files.extend(capture.finalize())
+                    stats = capture.stats_json(summary.start, summary.end, self.conn.reconnects)
+                    stats["source"] = source
+                    stats["levels"] = cfg.levels
+                    stats["interval_ms"] = cfg.interval_ms
+                    summary.per_symbol[capture.symbol] = stats
+                    summary.stats_files.append(write_json_atomic(stats, capture.stats_path))
+            finally:
+                await self.conn.close()
         return summary
 
     async def _sample_until_done(self, stop: asyncio.Event) -> None:
@@ -275,12 +282,26 @@ class Recorder:
                     capture.snapshot(ts)
             mono = time.monotonic()
             if mono >= next_flush:
-                for capture in self.captures.values():
-                    capture.flush()
+                await self._flush_in_background()
                 next_flush = mono + cfg.flush_seconds
             if self.progress is not None and mono >= next_progress:
                 self.progress(self._progress())
                 next_progress = mono + 1.0
+
+    async def _flush_in_background(self) -> None:
+        """Hand the buffered rows to the writer thread as part files; the event loop goes on
+        reading the socket while they are compressed and fsynced. Parts are written in
+        order: the previous flush is waited for first (and its error raised, if any)."""
+        await self._wait_for_writes()
+        parts = [part for capture in self.captures.values() for part in capture.take_parts()]
+        if parts:
+            loop = asyncio.get_running_loop()
+            self._writing = loop.run_in_executor(self._writer, write_parts, parts)
+
+    async def _wait_for_writes(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
 
     def _progress(self) -> list[SymbolProgress]:
         elapsed = max(1e-9, (self._timeline.now_ns() - self._timeline.t0_wall_ns) / 1e9)

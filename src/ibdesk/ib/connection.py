@@ -20,10 +20,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 from ib_async import IB, Contract, Ticker
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -34,6 +34,7 @@ from ibdesk.ib.errors import IbError
 from ibdesk.ib.fastread import install_fast_reader
 from ibdesk.ib.gateway import candidate_ports, unavailable_message
 from ibdesk.ib.readiness import SIM_ACCOUNT_PREFIX
+from ibdesk.ib.rowfeed import DepthUpdate, Route, RowFeed, TradeTick
 
 log = logging.getLogger(__name__)
 api_log = logging.getLogger("ibdesk.api")
@@ -119,49 +120,8 @@ ConnectionEvent = GapStarted | GapEnded | Resubscribed | SubscriptionFailed | Re
 Listener = Callable[[ConnectionEvent], None]
 
 
-class DepthUpdate(NamedTuple):
-    """One IB depth operation (operation 0 insert, 1 update, 2 delete; side 0 ask, 1 bid).
-
-    A NamedTuple: immutable and cheap to create on the hot path (tens of thousands a second).
-    """
-
-    key: str
-    symbol: str
-    ts_ns: int
-    position: int
-    operation: int
-    side: int
-    price: float
-    size: float
-    market_maker: str
-    is_smart: bool
-
-
-class TradeTick(NamedTuple):
-    """One tick-by-tick AllLast/Last print."""
-
-    key: str
-    symbol: str
-    ts_ns: int
-    price: float
-    size: float
-    exchange: str
-
-
 DataEvent = DepthUpdate | TradeTick
-DataListener = Callable[[list[DataEvent]], None]
-
-
-@dataclass(slots=True)
-class _Consumed:
-    """How far into which ib_async tick list a subscription's updates were handed out.
-
-    ib_async collects one socket read's ticks in `ticker.domTicks`/`tickByTicks` and swaps
-    in fresh lists at the next read.
-    """
-
-    ticks: list[Any]
-    done: int
+DataListener = Callable[[Sequence[DataEvent]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +181,7 @@ class _OpenGap:
 class _State:
     listeners: list[Listener] = field(default_factory=list)
     data_listeners: list[DataListener] = field(default_factory=list)
-    consumed: dict[str, _Consumed] = field(default_factory=dict)
+    routes: dict[str, tuple[int, Route]] = field(default_factory=dict)  # by subscription key
     gaps: dict[str, _OpenGap] = field(default_factory=dict)
     farm_broken: bool = False
     closing: bool = False
@@ -243,6 +203,12 @@ class IBConnection:
         self.config = config
         self.ib = IB()
         install_fast_reader(self.ib.client)
+        self._feed = RowFeed(self.ib.client.decoder)
+        client: Any = self.ib.client
+        self._read_arrived: Callable[[], None] = client._tcpDataArrived
+        self._read_processed: Callable[[], None] = client._tcpDataProcessed
+        client._tcpDataArrived = self._on_read_start
+        client._tcpDataProcessed = self._on_read_end
         self.client_id = config.client_id
         self.port: int | None = None
         self.reconnects = 0
@@ -279,7 +245,9 @@ class IBConnection:
         """Receive depth updates and trade prints as typed events, in arrival order.
 
         The listener gets one list per subscription and socket read (batches keep the hot
-        path cheap).
+        path cheap). Depth and tick-by-tick subscriptions deliver here only: their messages
+        are decoded past ib_async's Ticker (see `ibdesk.ib.rowfeed`), so `ticker.domBids`
+        and `ticker.tickByTicks` stay empty.
 
         Data that arrived before a connection event is always delivered before that event.
         """
@@ -404,6 +372,7 @@ class IBConnection:
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscriptions.pop(sub.key, None)
         self._state.gaps.pop(sub.key, None)
+        self._retire_route(sub)
         if self.ib.isConnected():
             self._cancel(sub)
 
@@ -418,15 +387,29 @@ class IBConnection:
         sub.generation += 1
         sub.failed = None
         sub.last_data_s = self._monotonic_s()
+        self._retire_route(sub)
+        symbol = sub.contract.symbol
         if sub.kind is SubscriptionKind.DEPTH:
             sub.ticker = self.ib.reqMktDepth(sub.contract, sub.num_rows, sub.is_smart)
+            req_id = self.ib.wrapper.ticker2ReqId["mktDepth"][sub.ticker]
+            route = self._feed.route_depth(req_id, sub.key, symbol, is_smart=sub.is_smart)
+            self._state.routes[sub.key] = (req_id, route)
         elif sub.kind is SubscriptionKind.MARKET_DATA:
             sub.ticker = self.ib.reqMktData(sub.contract, sub.generic_ticks)
         else:
             sub.ticker = self.ib.reqTickByTickData(sub.contract, sub.tick_type)
+            req_id = self.ib.wrapper.ticker2ReqId[sub.tick_type][sub.ticker]
+            route = self._feed.route_trades(req_id, sub.key, symbol)
+            self._state.routes[sub.key] = (req_id, route)
         api_log.debug("requested %s (generation %s)", sub.key, sub.generation)
 
+    def _retire_route(self, sub: Subscription) -> None:
+        held = self._state.routes.pop(sub.key, None)
+        if held is not None:
+            self._feed.retire(held[0])
+
     def _cancel(self, sub: Subscription) -> None:
+        self._retire_route(sub)
         with contextlib.suppress(Exception):
             if sub.kind is SubscriptionKind.DEPTH:
                 self.ib.cancelMktDepth(sub.contract, sub.is_smart)
@@ -473,7 +456,7 @@ class IBConnection:
         return {key: gap.reason for key, gap in self._state.gaps.items()}
 
     def _emit(self, event: ConnectionEvent) -> None:
-        self._hand_out_data(self._wall_ns())
+        self._hand_out_data()
         for listener in list(self._state.listeners):
             try:
                 listener(event)
@@ -481,74 +464,49 @@ class IBConnection:
                 log.exception("connection listener failed on %s", event)
 
     # ---- data --------------------------------------------------------------------------------
-    def _hand_out_data(self, ts_ns: int, tickers: set[Ticker] | None = None) -> None:
-        """Translate the not yet handed-out depth and trade ticks into typed events."""
-        listeners = self._state.data_listeners
-        if not listeners:
+    def _on_read_start(self) -> None:
+        """A socket read begins: its messages share this receive time."""
+        self._feed.read_ns = self._wall_ns()
+        self._read_arrived()
+
+    def _on_read_end(self) -> None:
+        self._hand_out_data()
+        self._read_processed()  # ib_async's: pendingTickersEvent -> _on_tickers
+
+    def _hand_out_data(self) -> None:
+        """Deliver the rows decoded so far; data on a route we hold closes its gap."""
+        batches = self._feed.take()
+        if not batches:
             return
-        for sub in self.subscriptions.values():
-            ticker = sub.ticker
-            if ticker is None or (tickers is not None and ticker not in tickers):
-                continue
-            if sub.kind is SubscriptionKind.DEPTH:
-                ticks: list[Any] = ticker.domTicks
-            elif sub.kind is SubscriptionKind.TICK_BY_TICK:
-                ticks = ticker.tickByTicks
-            else:
-                continue
-            seen = self._state.consumed.get(sub.key)
-            start = seen.done if seen is not None and seen.ticks is ticks else 0
-            if start >= len(ticks):
-                continue
-            self._state.consumed[sub.key] = _Consumed(ticks, len(ticks))
-            key, symbol = sub.key, sub.contract.symbol
-            batch: list[DataEvent]
-            if sub.kind is SubscriptionKind.DEPTH:
-                smart = sub.is_smart
-                batch = [
-                    DepthUpdate(
-                        key,
-                        symbol,
-                        ts_ns,
-                        t.position,
-                        t.operation,
-                        t.side,
-                        t.price,
-                        t.size,
-                        t.marketMaker,
-                        smart,
-                    )
-                    for t in ticks[start:]
-                ]
-            else:
-                batch = [
-                    TradeTick(key, symbol, ts_ns, t.price, t.size, t.exchange)
-                    for t in ticks[start:]
-                    if hasattr(t, "exchange")
-                ]
-            for listener in listeners:
-                listener(batch)
+        for listener in self._state.data_listeners:
+            for _route, rows in batches:
+                listener(rows)
+        now = self._monotonic_s()
+        for route, _rows in batches:
+            held = self._state.routes.get(route.key)
+            if held is None or held[1] is not route:
+                continue  # the tail of a replaced request is not fresh data
+            self._fresh(route.key, now)
+
+    def _fresh(self, key: str, now: float) -> None:
+        sub = self.subscriptions.get(key)
+        if sub is None:
+            return
+        sub.last_data_s = now
+        gap = self._state.gaps.get(key)
+        if gap is not None and gap.awaiting_data:
+            self._close_gap(key)
 
     # ---- ib_async events ---------------------------------------------------------------------
     def _on_tickers(self, tickers: set[Ticker]) -> None:
-        self._hand_out_data(self._wall_ns(), tickers)
+        """Freshness of market data subscriptions (depth and trades arrive as rows)."""
         now = self._monotonic_s()
-        for sub in self.subscriptions.values():
+        for sub in list(self.subscriptions.values()):
             ticker = sub.ticker
-            if ticker is None or ticker not in tickers:
+            if sub.kind is not SubscriptionKind.MARKET_DATA or ticker is None:
                 continue
-            if sub.kind is SubscriptionKind.DEPTH:
-                fresh = bool(ticker.domTicks)
-            elif sub.kind is SubscriptionKind.TICK_BY_TICK:
-                fresh = bool(ticker.tickByTicks)
-            else:
-                fresh = bool(ticker.ticks)
-            if not fresh:
-                continue
-            sub.last_data_s = now
-            gap = self._state.gaps.get(sub.key)
-            if gap is not None and gap.awaiting_data:
-                self._close_gap(sub.key)
+            if ticker in tickers and ticker.ticks:
+                self._fresh(sub.key, now)
 
     def _sub_for_req(self, req_id: int) -> Subscription | None:
         for sub in self.subscriptions.values():
