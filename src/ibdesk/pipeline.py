@@ -8,6 +8,7 @@ symbol, naming it in the summary.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -213,10 +214,14 @@ async def run(
         client = HistoricalClient(conn.ib)
         bars: dict[str, pa.Table] = {}
         daily: dict[str, pa.Table] = {}
-        for symbol, contract in contracts.items():
-            report("bars", f"{symbol}: {config.duration} of {config.bar_size} bars")
+        report("bars", f"{len(contracts)} symbol(s): {config.duration} of {config.bar_size} bars")
+        done = 0
+
+        async def fetch(symbol: str, contract: Contract) -> None:
+            """One symbol's bars; symbols run concurrently through the one pacing scheduler."""
+            nonlocal done
             try:
-                bars[symbol] = await client.fetch_bars(
+                intraday = await client.fetch_bars(
                     BarsRequest(
                         contract, config.duration, config.bar_size, "TRADES", config.use_rth
                     )
@@ -224,9 +229,22 @@ async def run(
                 daily[symbol] = await client.fetch_bars(
                     BarsRequest(contract, DAILY_DURATION, DAILY_BAR_SIZE, "TRADES", True)
                 )
+                bars[symbol] = intraday
+                text = f"{intraday.num_rows:,} bars"
             except HistoricalDataError as exc:
                 summary.symbols[symbol].error = exc.message
                 log.error("%s", exc.message)
+                text = "failed"
+            done += 1
+            report("bars", f"{symbol}: {text} ({done}/{len(contracts)})")
+
+        tasks = [asyncio.ensure_future(fetch(s, c)) for s, c in contracts.items()]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:  # one failed (e.g. the gateway went away): stop the others
+                task.cancel()
+        bars = {s: bars[s] for s in contracts if s in bars}  # the order the user gave
         stage_done("bars")
 
         report("store", "writing Parquet" if config.save else "not saving (--no-save)")

@@ -147,3 +147,18 @@ def test_sim_flag_starts_and_stops_its_own_simulator(isolated_workdir: Path) -> 
     assert port not in (4001, 4002, 7496, 7497)
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0  # the child sim is gone
+
+
+def test_symbols_fetched_together_get_their_own_bars(sim: Any, data_root: Path) -> None:
+    """Symbols download concurrently: each one's result must be what it gets alone."""
+    symbols = ["AAPL", "MSFT", "NVDA", "TSLA"]
+    # "5 D" of 1 min needs several requests per symbol, each planned at the gateway's clock
+    args = ("--duration", "5 D", "--no-save", "--json")
+    together = json.loads(_run(sim, "--symbols", *symbols, *args).stdout)
+    assert list(together["symbols"]) == symbols  # the order the user gave
+    for symbol in symbols:
+        alone = json.loads(_run(sim, "--symbols", symbol, *args).stdout)
+        mine, theirs = together["symbols"][symbol], alone["symbols"][symbol]
+        assert mine["bars"] > 0
+        for key in ("bars", "first_ts", "last_ts", "last_close", "indicators", "signals"):
+            assert mine[key] == theirs[key], (symbol, key)

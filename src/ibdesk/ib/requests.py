@@ -136,6 +136,7 @@ class HistoricalClient:
         self._last_send_s = -math.inf
         self.requests_sent = 0
         self._errors: dict[int, IbError] = {}
+        self._clock_lock = asyncio.Lock()
         ib.errorEvent += self._on_error
 
     # ib_async 2.1.0 internals (the version is pinned): the next request id, its queue of
@@ -227,11 +228,16 @@ class HistoricalClient:
         )
 
     async def _gateway_now(self) -> datetime:
-        """The gateway's clock (a sim may run at another time than this machine)."""
-        try:
-            return (await self.ib.reqCurrentTimeAsync()).astimezone(UTC)
-        except (ConnectionError, TimeoutError):
-            return datetime.now(UTC)
+        """The gateway's clock (a sim may run at another time than this machine).
+
+        One question at a time: ib_async files every reqCurrentTime answer under one key, so
+        concurrent askers (symbols fetched together) would leave all but one waiting forever.
+        """
+        async with self._clock_lock:
+            try:
+                return (await self.ib.reqCurrentTimeAsync()).astimezone(UTC)
+            except (ConnectionError, TimeoutError):
+                return datetime.now(UTC)
 
     async def fetch_bars(self, request: BarsRequest) -> pa.Table:
         """All bars of `request`, chunked as IB allows and stitched without duplicates."""
