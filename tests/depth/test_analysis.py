@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ibdesk.depth import analysis
+from ibdesk.depth import analysis, synthetic
 from ibdesk.depth.analysis import AnalysisParams, analyze, fit_ols
 from tests.depth.helpers import NS, book, trades
 
@@ -387,6 +387,22 @@ def test_nan_sizes_count_as_empty_like_nulls() -> None:
     expected = analyze([with_null], None, 2).book.depth
     assert analyze([with_nan], None, 2).book.depth == expected
     assert expected.bid_size_all == 100.0
+
+
+def test_missing_levels_of_chunks_sliced_from_one_frame_are_filled() -> None:
+    spec = synthetic.SyntheticDay(symbol="AAPL", rows=400, levels=3, one_sided_share=0.2)
+    frame = pl.from_arrow(synthetic.snapshots_table(spec, "sim"))
+    assert isinstance(frame, pl.DataFrame)
+    assert frame.get_column("ask_sz_01").null_count() > 0
+    filled = analysis.normalize_chunk(frame, 3)
+    slices = [frame.slice(start, 64) for start in range(0, frame.height, 64)]
+    result = analyze(slices, None, 3).book
+    expected = analyze([filled], None, 3).book
+    assert result.depth.ask_size_all == pytest.approx(expected.depth.ask_size_all)
+    assert result.depth.imbalance_all == pytest.approx(expected.depth.imbalance_all)
+    totals = [lvl.total for lvl in result.ofi_levels]
+    assert totals == pytest.approx([lvl.total for lvl in expected.ofi_levels])
+    assert np.array_equal(result.mid, expected.mid, equal_nan=True)
 
 
 # ----------------------------------------------------------------------------- input columns

@@ -13,6 +13,8 @@ missing (null or NaN) price means the level is empty; a missing size counts as 0
 
 from __future__ import annotations
 
+import math
+import queue
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,14 +25,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+import pyarrow as pa
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 NS_PER_S = 1_000_000_000
 NS_PER_MINUTE = 60 * NS_PER_S
 MAX_OFI_LEVELS = 5
-CHUNK_WORKERS = 2  # chunks summarized at once (the machine class has 2 cores)
+CHUNK_WORKERS = 1  # summaries beside the 2 decoding threads: more only add scratch memory
 IMPACT_HORIZONS_S = (5, 60)
 VALUE_AREA_SHARE = 0.70
 BPS = 10_000.0
@@ -205,17 +209,75 @@ def fit_ols(x: FloatArray, y: FloatArray) -> Fit:
 
     Needs at least k + 2 observations for k regressors (fewer fit exactly and say nothing);
     a regressor with no variance gets beta None, and r2 is None when y has no variance.
+
+    Solved on centered data through the k x k normal equations (scaled to a correlation
+    matrix), with plain numpy reductions: a BLAS least-squares call on the n x (k + 1)
+    design would wake BLAS threads that then spin beside the rest of the analysis. A
+    degenerate or ill-conditioned design is solved by `lstsq` on the full design, as the
+    normal equations would lose precision there (and `lstsq` picks the minimum-norm fit).
     """
     x2 = x.reshape(-1, 1) if x.ndim == 1 else x
     n, k = x2.shape
     if n < k + 2:
         return Fit((None,) * k, None, None, n)
-    design = np.column_stack([np.ones(n), x2])
+    varies = np.ptp(x2, axis=0) > 0
+    if varies.all():
+        fit = _fit_centered(x2, y)
+        if fit is not None:
+            return fit
+    return _fit_lstsq(x2, y, varies)
+
+
+MAX_NORMAL_CONDITION = 1e6  # of the correlation matrix; above it the fit goes to lstsq
+
+
+def _fit_centered(x: FloatArray, y: FloatArray) -> Fit | None:
+    """`fit_ols` for regressors that all vary; None when the design is ill-conditioned."""
+    n, k = x.shape
+    columns = np.array(x.T, order="C")  # a copy, one row per regressor (pairwise sums)
+    means = columns.mean(axis=1)
+    columns -= means[:, None]
+    y_mean = float(y.mean())
+    y_centered = y - y_mean
+    gram = np.empty((k, k))
+    cross = np.empty(k)
+    for i in range(k):
+        cross[i] = float(np.multiply(columns[i], y_centered).sum())
+        for j in range(i + 1):
+            gram[i, j] = gram[j, i] = float(np.multiply(columns[i], columns[j]).sum())
+    scale = np.sqrt(np.diag(gram))
+    if not (np.all(scale > 0) and np.all(np.isfinite(gram)) and np.all(np.isfinite(cross))):
+        return None
+    correlation = gram / np.outer(scale, scale)
+    solution, _, rank, singular = np.linalg.lstsq(correlation, cross / scale, rcond=None)
+    if rank < k or singular[0] > MAX_NORMAL_CONDITION * singular[-1]:
+        return None
+    betas = solution / scale
+    resid = _residuals(columns, y_centered, betas)
+    # one step of iterative refinement brings the normal equations to lstsq's accuracy
+    correction = np.array([float(np.multiply(columns[i], resid).sum()) for i in range(k)])
+    betas += np.linalg.lstsq(correlation, correction / scale, rcond=None)[0] / scale
+    resid = _residuals(columns, y_centered, betas)
+    ss_tot = float(np.square(y_centered).sum())
+    r2 = 1.0 - float(np.square(resid).sum()) / ss_tot if ss_tot > 0 else None
+    intercept = y_mean - float(np.multiply(means, betas).sum())
+    return Fit(tuple(float(b) for b in betas), intercept, r2, n)
+
+
+def _residuals(columns: FloatArray, y: FloatArray, betas: FloatArray) -> FloatArray:
+    resid = y.copy()
+    for column, beta in zip(columns, betas, strict=True):
+        resid -= beta * column
+    return resid
+
+
+def _fit_lstsq(x: FloatArray, y: FloatArray, varies: npt.NDArray[np.bool_]) -> Fit:
+    n = len(y)
+    design = np.column_stack([np.ones(n), x])
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     resid = y - design @ coef
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     r2 = 1.0 - float(np.square(resid).sum()) / ss_tot if ss_tot > 0 else None
-    varies = np.ptp(x2, axis=0) > 0
     betas = tuple(float(c) if v else None for c, v in zip(coef[1:], varies, strict=True))
     if not varies.any():
         r2 = None
@@ -223,9 +285,17 @@ def fit_ols(x: FloatArray, y: FloatArray) -> Fit:
 
 
 def _corr(x: FloatArray, y: FloatArray) -> float | None:
+    """Pearson correlation (plain reductions, no BLAS: see `fit_ols`)."""
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return None
-    return _none_if_nan(float(np.corrcoef(x, y)[0, 1]))
+    x_centered = x - x.mean()
+    y_centered = y - y.mean()
+    sxy = float(np.multiply(x_centered, y_centered).sum())
+    sxx = float(np.square(x_centered).sum())
+    syy = float(np.square(y_centered).sum())
+    if not (sxx > 0 and syy > 0):  # underflow of tiny values, or NaN
+        return None
+    return _none_if_nan(max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy))))
 
 
 def _mean(total: float, count: float) -> float | None:
@@ -280,12 +350,14 @@ def snapshot_columns(levels: int) -> list[str]:
     ]
 
 
-def normalize_chunk(chunk: pl.DataFrame, levels: int) -> pl.DataFrame:
+def normalize_chunk(chunk: pl.DataFrame, levels: int, *, fill_nulls: bool = True) -> pl.DataFrame:
     """`snapshot_columns` of `chunk` in the analysis' types: ts int64 ns, sizes float64
     with missing = 0, prices float64 with missing = NaN.
 
     Only the columns that need it are converted, so a normalized chunk costs nothing to
-    normalize again; the loader calls this while decoding, in its read-ahead thread.
+    normalize again; the loader calls this while decoding, in its read-ahead thread, with
+    `fill_nulls=False`: missing values stay null there and the chunk's summary fills them
+    into scratch buffers it reuses, cheaper than a new column per chunk.
     """
     frame = chunk.select(snapshot_columns(levels))
     fixes: list[pl.Expr] = []
@@ -295,23 +367,30 @@ def normalize_chunk(chunk: pl.DataFrame, levels: int) -> pl.DataFrame:
     elif ts_dtype != pl.Int64:
         fixes.append(pl.col("ts").cast(pl.Int64))
     for series in frame.get_columns()[1:]:
-        if series.dtype != pl.Float64 or series.null_count():
-            missing = 0.0 if "_sz_" in series.name else np.nan
-            fixes.append(pl.col(series.name).cast(pl.Float64).fill_null(missing))
+        if series.dtype != pl.Float64 or (fill_nulls and series.null_count()):
+            fix = pl.col(series.name).cast(pl.Float64)
+            if fill_nulls:
+                fix = fix.fill_null(_missing_value(series.name))
+            fixes.append(fix)
     return frame.with_columns(fixes) if fixes else frame
 
 
+def _missing_value(column: str) -> float:
+    """What a missing value of a snapshot column means: 0 shares, or no price (NaN)."""
+    return 0.0 if "_sz_" in column else np.nan
+
+
 def _chunk_arrays(
-    chunk: pl.DataFrame, levels: int, ofi_levels: int
+    chunk: pl.DataFrame, levels: int, ofi_levels: int, work: Workspace
 ) -> tuple[IntArray, list[FloatArray], list[FloatArray], list[FloatArray], list[FloatArray]]:
     """ts (int64 ns), bid and ask sizes per level (missing = 0), bid and ask prices of
-    the OFI levels (missing = NaN), as numpy arrays (views, no copy, for single-chunk
-    columns without nulls)."""
-    arrays = [series.to_numpy() for series in normalize_chunk(chunk, levels).get_columns()]
-    floats: list[FloatArray] = [np.asarray(a, dtype=np.float64) for a in arrays[1:]]
+    the OFI levels (missing = NaN), as numpy arrays: views (no copy) of single-chunk
+    columns without nulls, `work`'s buffers for columns with nulls."""
+    columns = normalize_chunk(chunk, levels, fill_nulls=False).get_columns()
+    floats = [_filled(series, work) for series in columns[1:]]
     at = 2 * levels
     return (
-        np.asarray(arrays[0], dtype=np.int64),
+        np.asarray(columns[0].to_numpy(), dtype=np.int64),
         floats[:levels],
         floats[levels:at],
         floats[at : at + ofi_levels],
@@ -319,36 +398,112 @@ def _chunk_arrays(
     )
 
 
-def _running_totals(sizes: list[FloatArray]) -> dict[int, FloatArray]:
-    """Σ sizes over the first 1, min(5, N) and N levels, per row (one add per level)."""
-    last = len(sizes)
-    wanted = {1, min(MAX_OFI_LEVELS, last), last}
-    out: dict[int, FloatArray] = {}
-    total = sizes[0]
-    for k in range(last):
-        if k == 1:
-            total = total + sizes[1]
-        elif k > 1:
-            np.add(total, sizes[k], out=total)
-        if k + 1 in wanted:
-            out[k + 1] = total.copy() if 1 <= k < last - 1 else total
+def _filled(series: pl.Series, work: Workspace) -> FloatArray:
+    """A float64 column as numpy with its missing values filled (`_missing_value`): the
+    column's own buffer when nothing is missing, else a copy in `work` with the missing
+    rows overwritten (the values under nulls are undefined)."""
+    if not series.null_count():
+        return np.asarray(series.to_numpy(), dtype=np.float64)
+    array = series.to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    n, offset = len(array), array.offset
+    validity, data = array.buffers()[:2]
+    assert validity is not None
+    assert data is not None
+    values = np.frombuffer(data, np.float64, count=n, offset=offset * 8)
+    present = np.unpackbits(np.frombuffer(validity, np.uint8), count=offset + n, bitorder="little")
+    out = work.floats(f"column {series.name}", n)
+    np.copyto(out, values)
+    out[np.flatnonzero(present[offset:] == 0)] = _missing_value(series.name)
     return out
 
 
-def _ofi_pairs(
-    bid_px: FloatArray, bid_sz: FloatArray, ask_px: FloatArray, ask_sz: FloatArray
-) -> FloatArray:
-    """`ofi_contribution` between consecutive rows of one chunk, for sizes without NaN.
+class Workspace:
+    """Scratch arrays that one thread's chunk summaries reuse for their temporaries, so the
+    chunks of a day do not each allocate (and fault in) fresh memory for them."""
+
+    __slots__ = ("_buffers",)
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, npt.NDArray[Any]] = {}
+
+    def _get(self, name: str, n: int, dtype: type[np.generic]) -> npt.NDArray[Any]:
+        buffer = self._buffers.get(name)
+        if buffer is None or len(buffer) < n:
+            buffer = np.empty(n, dtype=dtype)
+            self._buffers[name] = buffer
+        return buffer[:n]
+
+    def floats(self, name: str, n: int) -> FloatArray:
+        return self._get(name, n, np.float64)
+
+    def ints(self, name: str, n: int) -> IntArray:
+        return self._get(name, n, np.int64)
+
+    def flags(self, name: str, n: int) -> BoolArray:
+        return self._get(name, n, np.bool_)
+
+
+def _imbalance_totals(
+    bids: list[FloatArray], asks: list[FloatArray], work: Workspace, *, check_nan: bool = True
+) -> dict[str, float] | None:
+    """Sum and count of the depth imbalance (`imbalance`) over the first 1, min(5, N) and
+    N levels of each row: one add per level into running totals (in `work`), each depth's
+    imbalance taken as the totals reach it. None, with `check_nan`, when a size is NaN
+    (the caller counts those as 0 and asks again)."""
+    n, levels = len(bids[0]), len(bids)
+    top = min(MAX_OFI_LEVELS, levels)
+    out: dict[str, float] = {}
+    both_sides, difference = work.floats("f0", n), work.floats("f1", n)
+    share, has_depth = work.floats("f2", n), work.flags("has_depth", n)
+
+    def add(label: str, bid: FloatArray, ask: FloatArray) -> None:
+        np.add(bid, ask, out=both_sides)
+        np.greater(both_sides, 0.0, out=has_depth)
+        share.fill(0.0)
+        np.divide(np.subtract(bid, ask, out=difference), both_sides, out=share, where=has_depth)
+        out[f"imb_{label}_sum"] = float(share.sum())
+        out[f"imb_{label}_n"] = float(np.count_nonzero(has_depth))
+
+    add("1", bids[0], asks[0])
+    bid, ask = bids[0], asks[0]
+    if levels > 1:
+        bid = np.add(bids[0], bids[1], out=work.floats("f3", n))
+        ask = np.add(asks[0], asks[1], out=work.floats("f4", n))
+    for k in range(2, levels):
+        if k == top:
+            add("5", bid, ask)
+        np.add(bid, bids[k], out=bid)
+        np.add(ask, asks[k], out=ask)
+    if top == levels:
+        add("5", bid, ask)
+    if check_nan and np.isnan(bid.sum() + ask.sum()):
+        return None
+    add("all", bid, ask)
+    return out
+
+
+def _ofi_pairs_into(
+    out: FloatArray,
+    bid_px: FloatArray,
+    bid_sz: FloatArray,
+    ask_px: FloatArray,
+    ask_sz: FloatArray,
+    work: Workspace,
+) -> None:
+    """`ofi_contribution` between consecutive rows of one chunk into `out` (one shorter),
+    for sizes without NaN.
 
     Pairs lacking a price come out finite (comparisons with NaN are false); the caller
     masks them to 0.
     """
     pb, pb_prev, pa, pa_prev = bid_px[1:], bid_px[:-1], ask_px[1:], ask_px[:-1]
-    e = (pb >= pb_prev) * bid_sz[1:]
-    e -= (pb <= pb_prev) * bid_sz[:-1]
-    e -= (pa <= pa_prev) * ask_sz[1:]
-    e += (pa >= pa_prev) * ask_sz[:-1]
-    return e
+    test, part = work.flags("ofi_test", len(out)), work.floats("f2", len(out))
+    np.multiply(np.greater_equal(pb, pb_prev, out=test), bid_sz[1:], out=out)
+    out -= np.multiply(np.less_equal(pb, pb_prev, out=test), bid_sz[:-1], out=part)
+    out -= np.multiply(np.less_equal(pa, pa_prev, out=test), ask_sz[1:], out=part)
+    out += np.multiply(np.greater_equal(pa, pa_prev, out=test), ask_sz[:-1], out=part)
 
 
 def ofi_contribution(
@@ -431,15 +586,22 @@ def group_sorted(
             empty_sums[count] = np.zeros(0)
         return Groups(keys, empty_sums, {k: v[:0] for k, v in lasts.items()})
     starts = np.concatenate(([0], np.flatnonzero(keys[1:] != keys[:-1]) + 1))
-    out_lasts: dict[str, FloatArray] = {}
-    positions = np.arange(len(keys))
-    for name, values in lasts.items():
-        at = np.maximum.reduceat(np.where(np.isnan(values), -1, positions), starts)
-        out_lasts[name] = np.where(at >= 0, values[np.maximum(at, 0)], np.nan)
+    ends = np.append(starts[1:], len(keys)) - 1
+    out_lasts = {name: _last_values(values, starts, ends) for name, values in lasts.items()}
     out_sums = {k: np.add.reduceat(v, starts) for k, v in sums.items()}
     if count is not None:
         out_sums[count] = np.diff(np.append(starts, len(keys))).astype(np.float64)
     return Groups(keys[starts], out_sums, out_lasts)
+
+
+def _last_values(values: FloatArray, starts: IntArray, ends: IntArray) -> FloatArray:
+    """The last non-NaN value of each run [start, end] of rows (NaN when it has none); the
+    rows without a value are visited only when a run ends on one."""
+    out = values[ends]
+    if not np.isnan(out).any():
+        return out
+    at = _ValueGaps.of(values).last_with_value(ends)
+    return np.where(at >= starts, values[np.maximum(at, 0)], np.nan)
 
 
 def merge_groups(parts: list[Groups]) -> Groups:
@@ -485,15 +647,27 @@ def _row(
     return float(bid_px[at]), float(bid_sz[at]), float(ask_px[at]), float(ask_sz[at])
 
 
-def summarize_chunk(chunk: pl.DataFrame, levels: int, window_ns: int) -> ChunkSummary | None:
+RowsOut = tuple[IntArray, FloatArray, FloatArray]
+
+
+def summarize_chunk(
+    chunk: pl.DataFrame,
+    levels: int,
+    window_ns: int,
+    work: Workspace | None = None,
+    rows_out: RowsOut | None = None,
+) -> ChunkSummary | None:
     """Reduce one snapshot chunk (sorted here if needed) to per-window and per-minute sums,
-    day totals and its per-row time, mid and spread; None for an empty chunk. Pure, so
-    chunks can be summarized concurrently and folded in time order."""
+    day totals and its per-row time, mid and spread; None for an empty chunk. Pure (its
+    temporaries live in `work`, which one thread at a time may lend it; the per-row time,
+    mid and spread go to `rows_out` when given, one array per day instead of per chunk),
+    so chunks can be summarized concurrently and folded in time order."""
     n = chunk.height
     if n == 0:
         return None
+    work = work or Workspace()
     ofi_levels = min(MAX_OFI_LEVELS, levels)
-    ts, bids, asks, bid_px, ask_px = _chunk_arrays(chunk, levels, ofi_levels)
+    ts, bids, asks, bid_px, ask_px = _chunk_arrays(chunk, levels, ofi_levels, work)
     if n > 1 and bool(np.any(ts[1:] < ts[:-1])):
         order = np.argsort(ts, kind="stable")
         ts = ts[order]
@@ -503,70 +677,101 @@ def summarize_chunk(chunk: pl.DataFrame, levels: int, window_ns: int) -> ChunkSu
 
     # depth: row totals over 1, 5 and all levels feed the imbalances (day totals only;
     # the mean sizes come from the per-minute sums of each level)
-    bid_cum, ask_cum = _running_totals(bids), _running_totals(asks)
-    if np.isnan(bid_cum[levels].sum() + ask_cum[levels].sum()):  # a NaN size counts as 0
+    imbalances = _imbalance_totals(bids, asks, work)
+    if imbalances is None:  # a NaN size counts as 0
         bids = [np.where(np.isnan(a), 0.0, a) for a in bids]
         asks = [np.where(np.isnan(a), 0.0, a) for a in asks]
-        bid_cum, ask_cum = _running_totals(bids), _running_totals(asks)
-    for label, depth in (("1", 1), ("5", min(MAX_OFI_LEVELS, levels)), ("all", levels)):
-        b, a = bid_cum[depth], ask_cum[depth]
-        both_sides = b + a
-        has_depth = both_sides > 0
-        share = np.divide(b - a, both_sides, out=np.zeros(n), where=has_depth)
-        totals[f"imb_{label}_sum"] += float(share.sum())
-        totals[f"imb_{label}_n"] += float(np.count_nonzero(has_depth))
+        imbalances = _imbalance_totals(bids, asks, work, check_nan=False)
+    assert imbalances is not None
+    totals.update(imbalances)
 
     # level 0: mid and spread (NaN where a side is missing), microprice offset
     bid0, ask0 = bid_px[0], ask_px[0]
-    with np.errstate(invalid="ignore"):
-        mid = (bid0 + ask0) * 0.5
-        spread = ask0 - bid0
-        micro_off = microprice(bid0, bids[0], ask0, asks[0]) - mid
-    has_micro = ~np.isnan(micro_off)
+    if rows_out is None:
+        mid, spread = np.add(bid0, ask0), np.subtract(ask0, bid0)
+    else:
+        np.copyto(rows_out[0], ts)
+        ts = rows_out[0]
+        mid = np.add(bid0, ask0, out=rows_out[1])
+        spread = np.subtract(ask0, bid0, out=rows_out[2])
+    mid *= 0.5
+    micro_off = _microprice_offset(bid0, bids[0], ask0, asks[0], mid, work)
+    has_micro = np.isnan(micro_off, out=work.flags("has_micro", n))
+    np.logical_not(has_micro, out=has_micro)
     totals["micro_sum"] += float(np.sum(micro_off, where=has_micro))
     totals["micro_n"] += float(np.count_nonzero(has_micro))
-    has_spread = ~np.isnan(spread)
+    no_spread = np.isnan(spread, out=work.flags("no_spread", n))
+    both = np.logical_not(no_spread, out=work.flags("both", n))
 
     # OFI per level between consecutive rows of the chunk; the first row's OFI (paired
     # with the previous chunk's last row) is left at 0 for `BookAccumulator.fold`
-    both = has_spread
-    pair_ok = np.empty(n, dtype=bool)
+    pair_ok = work.flags("pair_ok", n)
     pair_ok[0] = False
     np.logical_and(both[1:], both[:-1], out=pair_ok[1:])
     ofi: dict[str, FloatArray] = {}
     for k in range(ofi_levels):
-        e = np.empty(n)
+        e = work.floats(f"ofi_{k}", n)
         e[0] = 0.0
-        e[1:] = _ofi_pairs(bid_px[k], bids[k], ask_px[k], asks[k])
+        _ofi_pairs_into(e[1:], bid_px[k], bids[k], ask_px[k], asks[k], work)
         valid = pair_ok
         if k > 0:  # level 0's prices are in `both` already
-            has_level = ~(np.isnan(bid_px[k]) | np.isnan(ask_px[k]))
-            valid = pair_ok.copy()
-            valid[1:] &= has_level[1:] & has_level[:-1]
+            lacks = np.isnan(bid_px[k], out=work.flags("lacks_level", n))
+            lacks |= np.isnan(ask_px[k], out=work.flags("lacks_ask", n))
+            valid = work.flags("pair_valid", n)
+            valid[0] = False
+            np.logical_or(lacks[1:], lacks[:-1], out=valid[1:])
+            np.logical_not(valid[1:], out=valid[1:])
+            valid &= pair_ok
         e *= valid
         ofi[f"ofi_{k}"] = e
         totals[f"ofi_{k}"] += float(e.sum())
-    windows = group_sorted(ts // window_ns, ofi, {"mid": mid, "micro": micro_off})
-    sums: dict[str, FloatArray] = {
-        "spread_sum": np.where(has_spread, spread, 0.0),
-        "spread_n": has_spread.astype(np.float64),
-        "ofi_0": ofi["ofi_0"],
-    }
+    window_keys = np.floor_divide(ts, window_ns, out=work.ints("keys", n))
+    windows = group_sorted(window_keys, ofi, {"mid": mid, "micro": micro_off})
+    spread_sum, spread_n = work.floats("f3", n), work.floats("f4", n)
+    np.copyto(spread_sum, spread)
+    np.copyto(spread_sum, 0.0, where=no_spread)
+    np.copyto(spread_n, both)
+    sums = {"spread_sum": spread_sum, "spread_n": spread_n, "ofi_0": ofi["ofi_0"]}
     sums.update((f"bsz_{k}", bids[k]) for k in range(levels))
     sums.update((f"asz_{k}", asks[k]) for k in range(levels))
+    minute_keys = np.floor_divide(ts, NS_PER_MINUTE, out=work.ints("keys", n))
     return ChunkSummary(
         rows=n,
         ts=ts,
         mid=mid,
         spread=spread,
         windows=windows,
-        minutes=group_sorted(ts // NS_PER_MINUTE, sums, {"mid": mid}, count="rows"),
+        minutes=group_sorted(minute_keys, sums, {"mid": mid}, count="rows"),
         totals=dict(totals),
         first=tuple(_row(bid_px[k], bids[k], ask_px[k], asks[k], 0) for k in range(ofi_levels)),
         last=tuple(_row(bid_px[k], bids[k], ask_px[k], asks[k], -1) for k in range(ofi_levels)),
         first_both=bool(both[0]),
         last_both=bool(both[-1]),
     )
+
+
+def _microprice_offset(
+    bid_px: FloatArray,
+    bid_sz: FloatArray,
+    ask_px: FloatArray,
+    ask_sz: FloatArray,
+    mid: FloatArray,
+    work: Workspace,
+) -> FloatArray:
+    """`microprice` − mid in `work`'s buffers (the same operations, no temporaries)."""
+    n = len(mid)
+    total = np.add(bid_sz, ask_sz, out=work.floats("f0", n))
+    weight = work.floats("f1", n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.divide(bid_sz, total, out=weight)
+    no_size = np.greater(total, 0.0, out=work.flags("micro_sized", n))
+    np.logical_not(no_size, out=no_size)
+    np.copyto(weight, np.nan, where=no_size)
+    offset = np.multiply(weight, ask_px, out=work.floats("micro_offset", n))
+    np.subtract(1.0, weight, out=weight)
+    offset += np.multiply(weight, bid_px, out=weight)
+    offset -= mid
+    return offset
 
 
 class BookAccumulator:
@@ -580,16 +785,22 @@ class BookAccumulator:
     Cost: one pass over each column the analysis needs (`snapshot_columns`: ts, every
     size, the prices of the OFI levels), numpy views of the chunk's buffers rather than
     copies, day totals folded per chunk and only the per-minute/per-window series kept.
+    With `expected_rows` (the day's row count, from file metadata) the per-row time, mid
+    and spread are written straight into one array each for the day, not gathered from
+    per-chunk arrays at the end; more rows than expected still work (gathered then).
     """
 
     __slots__ = (
         "_carry",
+        "_day_rows",
         "_levels",
         "_mid_parts",
         "_minute_parts",
         "_ofi_levels",
         "_params",
+        "_placed",
         "_prev_both",
+        "_sorted_rows",
         "_spread_parts",
         "_totals",
         "_ts_parts",
@@ -597,12 +808,21 @@ class BookAccumulator:
         "rows",
     )
 
-    def __init__(self, levels: int, params: AnalysisParams) -> None:
+    def __init__(self, levels: int, params: AnalysisParams, expected_rows: int = 0) -> None:
         if levels < 1:
             raise ValueError("a snapshot needs at least one level")
         self._levels = levels
         self._ofi_levels = min(MAX_OFI_LEVELS, levels)
         self._params = params
+        self._day_rows: RowsOut | None = None
+        if expected_rows > 0:
+            self._day_rows = (
+                np.empty(expected_rows, np.int64),
+                np.empty(expected_rows),
+                np.empty(expected_rows),
+            )
+        self._placed = 0  # rows handed out of `_day_rows`; -1 once a chunk did not fit
+        self._sorted_rows: RowsOut | None = None
         nan = np.full(1, np.nan)
         # last row of the previous chunk per OFI level: bid px, bid size, ask px, ask size
         self._carry: list[tuple[FloatArray, ...]] = [(nan, nan, nan, nan)] * self._ofi_levels
@@ -617,23 +837,56 @@ class BookAccumulator:
 
     def add(self, chunk: pl.DataFrame) -> None:
         """Fold one chunk (later than the previous chunk's rows; sorted here if needed)."""
-        summary = summarize_chunk(chunk, self._levels, self._params.window_ns)
+        rows_out = self._claim_rows(chunk.height)
+        summary = summarize_chunk(chunk, self._levels, self._params.window_ns, None, rows_out)
         if summary is not None:
             self.fold(summary)
+
+    def _claim_rows(self, n: int) -> RowsOut | None:
+        """The next `n` rows of the day arrays, in the order chunks are folded; None (for
+        this and every later chunk) once they are full."""
+        if self._day_rows is None or self._placed < 0:
+            return None
+        start, end = self._placed, self._placed + n
+        if end > len(self._day_rows[0]):
+            self._placed = -1
+            return None
+        self._placed = end
+        ts, mid, spread = self._day_rows
+        return ts[start:end], mid[start:end], spread[start:end]
 
     def add_all(self, chunks: Iterable[pl.DataFrame], workers: int = CHUNK_WORKERS) -> None:
         """Fold `chunks` in order, summarizing up to `workers` of them at once in threads
         (numpy releases the GIL in its loops, so the summaries share the cores); at most
-        `workers` chunks are held beyond the one the iterator is producing."""
+        `workers` chunks are held beyond the one the iterator is producing. One worker
+        (the default) summarizes in this thread: beside the loader's decoding threads it
+        keeps 2 cores busy, and each further worker needs its own scratch `Workspace`."""
         if workers <= 1:
+            work = Workspace()
             for chunk in chunks:
-                self.add(chunk)
+                rows_out = self._claim_rows(chunk.height)
+                summary = summarize_chunk(
+                    chunk, self._levels, self._params.window_ns, work, rows_out
+                )
+                if summary is not None:
+                    self.fold(summary)
             return
         levels, window_ns = self._levels, self._params.window_ns
+        spare: queue.SimpleQueue[Workspace] = queue.SimpleQueue()
+        for _ in range(workers):
+            spare.put(Workspace())
+
+        def summarize(chunk: pl.DataFrame, rows_out: RowsOut | None) -> ChunkSummary | None:
+            work = spare.get()
+            try:
+                return summarize_chunk(chunk, levels, window_ns, work, rows_out)
+            finally:
+                spare.put(work)
+
         with ThreadPoolExecutor(workers, thread_name_prefix="ibdesk-depth-chunk") as pool:
             pending: deque[Future[ChunkSummary | None]] = deque()
             for chunk in chunks:
-                pending.append(pool.submit(summarize_chunk, chunk, levels, window_ns))
+                pending.append(pool.submit(summarize, chunk, self._claim_rows(chunk.height)))
                 if len(pending) >= workers:
                     self._fold_done(pending.popleft())
             while pending:
@@ -648,6 +901,7 @@ class BookAccumulator:
         """Add a chunk's summary (in time order), pairing its first row with the previous
         chunk's last row for OFI: the one number a chunk cannot compute alone."""
         self.rows += summary.rows
+        self._sorted_rows = None
         totals = self._totals
         for name, value in summary.totals.items():
             totals[name] += value
@@ -668,14 +922,30 @@ class BookAccumulator:
         self._window_parts.append(summary.windows)
         self._minute_parts.append(summary.minutes)
 
-    def finish(self) -> BookStats:
-        """The day's statistics; call once after the last chunk."""
-        ts = np.concatenate(self._ts_parts) if self._ts_parts else np.zeros(0, np.int64)
-        mid = np.concatenate(self._mid_parts) if self._mid_parts else np.zeros(0)
-        spread = np.concatenate(self._spread_parts) if self._spread_parts else np.zeros(0)
+    def day_rows(self) -> RowsOut:
+        """Time, mid and spread of every row, sorted by time: what `finish` reports per
+        row, available before it (for work that needs only these, such as `mark_trades`).
+        Call after the last chunk."""
+        if self._sorted_rows is not None:
+            return self._sorted_rows
+        if self._day_rows is not None and self._placed >= 0:
+            day_ts, day_mid, day_spread = self._day_rows
+            ts, mid = day_ts[: self._placed], day_mid[: self._placed]
+            spread = day_spread[: self._placed]
+        else:
+            ts = np.concatenate(self._ts_parts) if self._ts_parts else np.zeros(0, np.int64)
+            mid = np.concatenate(self._mid_parts) if self._mid_parts else np.zeros(0)
+            spread = np.concatenate(self._spread_parts) if self._spread_parts else np.zeros(0)
         if len(ts) > 1 and bool(np.any(ts[1:] < ts[:-1])):
             order = np.argsort(ts, kind="stable")
             ts, mid, spread = ts[order], mid[order], spread[order]
+        rows: RowsOut = (ts, mid, spread)
+        self._sorted_rows = rows
+        return rows
+
+    def finish(self) -> BookStats:
+        """The day's statistics; call once after the last chunk."""
+        ts, mid, spread = self.day_rows()
         # the spread's partial sorts release the GIL: run them beside the merges and fits
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ibdesk-depth-spread")
         spread_stats = pool.submit(_spread_stats, ts, mid, spread, self._params.max_gap_ns)
@@ -799,27 +1069,40 @@ def _spread_stats(
 ) -> SpreadStats:
     """Spread statistics; the time-weighted mean weights each row by the time until the next
     row (capped at `max_gap_ns` so a pause between sessions does not dominate; the last row
-    gets the median gap)."""
+    gets the median gap).
+
+    One day-long scratch array serves the gaps, the weights and the spreads in bps; the
+    partial sorts reorder the arrays they are given in place (all ours).
+    """
     valid = ~np.isnan(spread)
     count = int(np.count_nonzero(valid))
     if count == 0:
         return SpreadStats(None, None, None, None, None, None, None, 0)
     everywhere = count == len(spread)
     weights = np.empty(len(ts))
-    np.subtract(ts[1:], ts[:-1], out=weights[:-1])
-    weights[-1] = float(np.median(weights[:-1])) if len(ts) > 1 else 1.0
+    if len(ts) > 1:
+        gaps = np.subtract(ts[1:], ts[:-1], out=weights[:-1])
+        median_gap = _filled_percentile(gaps, 50.0)
+        if median_gap is None:
+            median_gap = float(np.median(gaps, overwrite_input=True))
+            np.subtract(ts[1:], ts[:-1], out=weights[:-1])  # in time order again
+        weights[-1] = median_gap
+    else:
+        weights[-1] = 1.0
     np.minimum(weights, float(max_gap_ns), out=weights)
     where = True if everywhere else valid  # skip the mask when every row has a spread
     weight_total = float(np.sum(weights, where=where))
     weighted = float(np.sum(np.multiply(weights, spread, out=weights), where=where))
-    values, mids = (spread.copy(), mid) if everywhere else (spread[valid], mid[valid])
+    values = spread.copy() if everywhere else spread[valid]
     mean = float(values.mean())
     tw = weighted / weight_total if weight_total > 0 else mean
-    bps = np.divide(values, mids)
-    bps *= BPS
+    median, p95 = _filled_percentile(values, 50.0), _filled_percentile(values, P95)
+    if median is None or p95 is None:
+        median, p95 = (float(q) for q in np.percentile(values, [50.0, P95], overwrite_input=True))
+    every_bps = np.divide(spread, mid, out=weights)
+    every_bps *= BPS
+    bps = every_bps if everywhere else every_bps[valid]
     mean_bps = float(bps.mean())
-    # both arrays are ours: let the partial sorts work in place
-    median, p95 = (float(q) for q in np.percentile(values, [50.0, P95], overwrite_input=True))
     median_bps, p95_bps = (float(q) for q in np.percentile(bps, [50.0, P95], overwrite_input=True))
     return SpreadStats(
         mean=mean,
@@ -831,6 +1114,26 @@ def _spread_stats(
         time_weighted_mean=tw,
         rows=count,
     )
+
+
+def _filled_percentile(values: FloatArray, q: float) -> float | None:
+    """The q-th percentile of NaN-free `values` when one value fills the order statistics
+    around it (then `np.percentile`'s interpolation between equal neighbours is exactly
+    that value), found by two counting passes; None otherwise (take a partial sort).
+
+    Spreads of one tick and the regular gap between snapshots are such values, and the
+    counting costs a fraction of the partial sort.
+    """
+    n = len(values)
+    if n == 0:
+        return None
+    candidate = float(np.percentile(values[:: max(1, n // 2048)], q, method="nearest"))
+    rank = (n - 1) * q / 100.0  # order statistics around it, with a margin for rounding
+    first, last = max(math.floor(rank) - 1, 0), min(math.ceil(rank) + 1, n - 1)
+    below = int(np.count_nonzero(values < candidate))
+    if below > first or below + int(np.count_nonzero(values == candidate)) <= last:
+        return None
+    return candidate
 
 
 # --------------------------------------------------------------------------- trades
@@ -926,68 +1229,146 @@ def _vw_mean(values: FloatArray, weights: FloatArray) -> float | None:
     return float((weights * values).sum()) / total if total > 0 else None  # no BLAS threads
 
 
-def _asof(ts: IntArray, values: FloatArray, at: IntArray, *, strict: bool) -> FloatArray:
-    """values at the last ts before (strict) or at `at`; NaN when there is none."""
-    idx = np.searchsorted(ts, at, side="left" if strict else "right") - 1
+@dataclass(frozen=True, slots=True)
+class _ValueGaps:
+    """Rows of a NaN-holed series without a value (`rows`, sorted), each with the first
+    row of its run of such rows (`run_start`): enough to step from any row back to the
+    last row with a value without copying the series."""
+
+    rows: IntArray
+    run_start: IntArray
+
+    @classmethod
+    def of(cls, values: FloatArray) -> _ValueGaps:
+        rows = np.flatnonzero(np.isnan(values))
+        if len(rows) == 0:
+            return cls(rows, rows)
+        starts = np.empty(len(rows), dtype=bool)
+        starts[0] = True
+        np.not_equal(np.diff(rows), 1, out=starts[1:])
+        first = np.maximum.accumulate(np.where(starts, np.arange(len(rows)), 0))
+        return cls(rows, rows[first])
+
+    def last_with_value(self, idx: IntArray) -> IntArray:
+        """For each row index, the last row at or before it that has a value (−1: none)."""
+        if len(self.rows) == 0:
+            return idx
+        at = np.minimum(np.searchsorted(self.rows, idx), len(self.rows) - 1)
+        return np.where(self.rows[at] == idx, self.run_start[at] - 1, idx)
+
+
+def _asof_with_value(
+    ts: IntArray, values: FloatArray, gaps: _ValueGaps, at: IntArray, *, strict: bool
+) -> FloatArray:
+    """`_asof` over the rows that have a value (not NaN), without copying them out."""
+    idx = gaps.last_with_value(np.searchsorted(ts, at, side="left" if strict else "right") - 1)
     out = values[np.maximum(idx, 0)] if len(values) else np.full(len(at), np.nan)
     return np.where(idx >= 0, out, np.nan)
 
 
+@dataclass(frozen=True, slots=True)
+class TradeTape:
+    """A day's trades sorted by time, as arrays, with what needs no book: the trades' own
+    sides (+1 B, −1 S, 0 otherwise) and the volume profile."""
+
+    ts: IntArray
+    price: FloatArray
+    size: FloatArray  # missing = 0
+    side_code: IntArray
+    profile: VolumeProfile
+
+    @property
+    def count(self) -> int:
+        return len(self.ts)
+
+
+def trade_tape(trades: pl.DataFrame | None, params: AnalysisParams) -> TradeTape:
+    """Sort a trades v1 frame (None: no trades) and take what needs no book from it."""
+    frame = _sorted_trades(trades if trades is not None else EMPTY_TRADES)
+    price, size = _floats(frame, "price"), _floats(frame, "size")
+    side = frame.get_column("side").cast(pl.String)
+    # side codes in polars: comparing a numpy object array of strings costs per element
+    side_code = ((side == "B").cast(pl.Int64) - (side == "S").cast(pl.Int64)).fill_null(0)
+    return TradeTape(
+        ts=_ts_ns(frame),
+        price=price,
+        size=np.nan_to_num(size),
+        side_code=side_code.to_numpy().astype(np.int64, copy=False),
+        profile=volume_profile(price, size, params.tick_usd),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TradeMarks:
+    """What the trades take from the day's mids: each trade's direction and signed volume,
+    and the volume-weighted effective / realized spreads and impact (bps)."""
+
+    direction: IntArray
+    signed_volume: FloatArray  # D·size per trade, 0 where unsigned
+    effective_spread_bps: float | None
+    realized_spread_bps: dict[int, float | None]
+    impact_bps: dict[int, float | None]
+
+
+def mark_trades(tape: TradeTape, ts_ns: IntArray, mid: FloatArray) -> TradeMarks:
+    """Per trade with direction D, price P, M the mid of the last snapshot before it (rows
+    sorted by `ts_ns`; NaN mid = no two-sided book) and M₊Δ the mid Δ later (Δ = 5 s,
+    60 s): effective = 2·D·(P − M)/M, realized = 2·D·(P − M₊Δ)/M, impact = effective −
+    realized, in bps, volume-weighted. Realized and impact use the trades whose M₊Δ is
+    inside the day. Needs the rows only, so it can run beside the rest of the book's end."""
+    ts, price, size = tape.ts, tape.price, tape.size
+    gaps = _ValueGaps.of(mid)
+    mid_before = _asof_with_value(ts_ns, mid, gaps, ts, strict=True)
+    direction = direction_from_codes(price, tape.side_code, mid_before)
+    d = direction.astype(np.float64)
+    usable = (direction != 0) & ~np.isnan(mid_before) & ~np.isnan(price)
+    effective = 2.0 * d * (price - mid_before) / mid_before * BPS
+    last_ts = int(ts_ns[-1]) if len(ts_ns) else 0
+    realized: dict[int, float | None] = {}
+    impact: dict[int, float | None] = {}
+    for horizon_s in IMPACT_HORIZONS_S:
+        later_ts = ts + horizon_s * NS_PER_S
+        mid_later = _asof_with_value(ts_ns, mid, gaps, later_ts, strict=False)
+        ok = usable & (later_ts <= last_ts) & ~np.isnan(mid_later)
+        real = 2.0 * d * (price - mid_later) / mid_before * BPS
+        realized[horizon_s] = _vw_mean(real[ok], size[ok])
+        impact[horizon_s] = _vw_mean((effective - real)[ok], size[ok])
+    return TradeMarks(
+        direction=direction,
+        signed_volume=np.where((direction != 0) & ~np.isnan(price), d * size, 0.0),
+        effective_spread_bps=_vw_mean(effective[usable], size[usable]),
+        realized_spread_bps=realized,
+        impact_bps=impact,
+    )
+
+
 def price_impact(
-    trades: pl.DataFrame, book: BookStats, params: AnalysisParams
+    tape: TradeTape, marks: TradeMarks, book: BookStats, params: AnalysisParams
 ) -> tuple[PriceImpact, FloatArray]:
     """Kyle's lambda and the spread decomposition; also returns the signed volume per window.
 
     Kyle (1985), "Continuous auctions and insider trading", Econometrica 53(6): lambda is the
     OLS slope of the mid change per window on the signed volume Σ D·size per window
-    ($/share). Per trade with direction D, price P, M the mid of the last snapshot before
-    it and M₊Δ the mid Δ later (Δ = 5 s, 60 s):
-    effective = 2·D·(P − M)/M, realized = 2·D·(P − M₊Δ)/M, impact = effective − realized,
-    in bps, volume-weighted. Realized and impact use the trades whose M₊Δ is inside the day.
+    ($/share). The spreads are `mark_trades`'.
     """
-    ts = _ts_ns(trades)
-    price = _floats(trades, "price")
-    size = np.nan_to_num(_floats(trades, "size"))
-    side = trades.get_column("side").cast(pl.String)
-    # side codes in polars: comparing a numpy object array of strings costs per element
-    side_code = ((side == "B").cast(pl.Int64) - (side == "S").cast(pl.Int64)).fill_null(0)
-    side_code = side_code.to_numpy().astype(np.int64, copy=False)
-    has_mid = ~np.isnan(book.mid)
-    mid_ts, mid_values = book.ts_ns[has_mid], book.mid[has_mid]
-    mid_before = _asof(mid_ts, mid_values, ts, strict=True)
-    direction = direction_from_codes(price, side_code, mid_before)
-    d = direction.astype(np.float64)
-    usable = (direction != 0) & ~np.isnan(mid_before) & ~np.isnan(price)
-    effective = 2.0 * d * (price - mid_before) / mid_before * BPS
-    last_ts = int(book.ts_ns[-1]) if len(book.ts_ns) else 0
-    realized: dict[int, float | None] = {}
-    impact: dict[int, float | None] = {}
-    for horizon_s in IMPACT_HORIZONS_S:
-        later_ts = ts + horizon_s * NS_PER_S
-        mid_later = _asof(mid_ts, mid_values, later_ts, strict=False)
-        ok = usable & (later_ts <= last_ts) & ~np.isnan(mid_later)
-        real = 2.0 * d * (price - mid_later) / mid_before * BPS
-        realized[horizon_s] = _vw_mean(real[ok], size[ok])
-        impact[horizon_s] = _vw_mean((effective - real)[ok], size[ok])
-
-    signed = np.where((direction != 0) & ~np.isnan(price), d * size, 0.0)
     ids = book.window_ids
     if len(ids) > 1:
-        cum = np.concatenate(([0.0], np.cumsum(signed)))
-        at = np.searchsorted(ts // params.window_ns, ids, side="right")
+        cum = np.concatenate(([0.0], np.cumsum(marks.signed_volume)))
+        at = np.searchsorted(tape.ts // params.window_ns, ids, side="right")
         signed_per_window = np.diff(cum[at])
     else:
         signed_per_window = np.zeros(0)
     kyle = fit_ols(signed_per_window, book.windows.mid_change)
+    signed = marks.direction != 0
     result = PriceImpact(
         kyle_lambda=kyle.betas[0],
         kyle_r2=kyle.r2,
         n_windows=kyle.n,
-        effective_spread_bps=_vw_mean(effective[usable], size[usable]),
-        realized_spread_bps=realized,
-        impact_bps=impact,
-        trades_signed=int((direction != 0).sum()),
-        trades_lee_ready=int(((side_code == 0) & (direction != 0)).sum()),
+        effective_spread_bps=marks.effective_spread_bps,
+        realized_spread_bps=marks.realized_spread_bps,
+        impact_bps=marks.impact_bps,
+        trades_signed=int(signed.sum()),
+        trades_lee_ready=int(((tape.side_code == 0) & signed).sum()),
     )
     return result, signed_per_window
 
@@ -1023,16 +1404,22 @@ def analyze_trades(
     book: BookStats, trades: pl.DataFrame | None, params: AnalysisParams
 ) -> DepthAnalysis:
     """Complete a book pass with the day's trades (volume profile and price impact)."""
-    frame = _sorted_trades(trades if trades is not None else EMPTY_TRADES)
-    impact, signed_per_window = price_impact(frame, book, params)
+    tape = trade_tape(trades, params)
+    return complete_analysis(book, tape, mark_trades(tape, book.ts_ns, book.mid), params)
+
+
+def complete_analysis(
+    book: BookStats, tape: TradeTape, marks: TradeMarks, params: AnalysisParams
+) -> DepthAnalysis:
+    """The day's analysis from its book pass and its trades marked against the same rows."""
+    impact, signed_per_window = price_impact(tape, marks, book, params)
     windows = replace(book.windows, signed_volume=signed_per_window)
-    profile = volume_profile(_floats(frame, "price"), _floats(frame, "size"), params.tick_usd)
     return DepthAnalysis(
         rows=book.rows,
-        trades=frame.height,
+        trades=tape.count,
         levels=book.levels,
         window_ns=params.window_ns,
         book=replace(book, windows=windows),
-        volume_profile=profile,
+        volume_profile=tape.profile,
         price_impact=impact,
     )

@@ -230,7 +230,8 @@ def iter_snapshot_chunks(
     selection: DaySelection, chunk_rows: int = DEFAULT_CHUNK_ROWS
 ) -> Iterator[pl.DataFrame]:
     """The selected snapshot rows in file order, `chunk_rows` at a time: only the columns
-    the analysis uses (`snapshot_columns`), already in its types (`normalize_chunk`).
+    the analysis uses (`snapshot_columns`), already in its types (`normalize_chunk`;
+    missing values are left null, the analysis fills them where it reuses memory).
 
     Whole row groups (merged up to `chunk_rows`) are decoded by `READERS` background
     threads ahead of the caller (Parquet decoding releases the GIL), so the caller's work
@@ -244,6 +245,16 @@ def iter_snapshot_chunks(
         for start, rows in _read_spans(path, chunk_rows)
     ]
     return _read_ahead(spans, selection.levels, chunk_rows)
+
+
+def snapshot_rows(selection: DaySelection) -> int:
+    """The number of selected snapshot rows, from the files' metadata (nothing decoded)."""
+    rows = 0
+    for day_file in selection.snapshots:
+        for path in day_file.physical:
+            with pq.ParquetFile(path) as parquet:
+                rows += parquet.metadata.num_rows
+    return rows
 
 
 READERS = 2
@@ -261,7 +272,7 @@ class _Span:
 def _read_span(span: _Span, levels: int) -> pl.DataFrame:
     """Decode one span (polars decodes a row group faster than Arrow's batch reader)."""
     scan = pl.scan_parquet(span.path).select(snapshot_columns(levels))
-    return normalize_chunk(scan.slice(span.start, span.rows).collect(), levels)
+    return normalize_chunk(scan.slice(span.start, span.rows).collect(), levels, fill_nulls=False)
 
 
 def _read_ahead(spans: list[_Span], levels: int, chunk_rows: int) -> Iterator[pl.DataFrame]:

@@ -30,7 +30,9 @@ from ibdesk.depth.analysis import (
     BookAccumulator,
     DepthAnalysis,
     Fit,
-    analyze_trades,
+    complete_analysis,
+    mark_trades,
+    trade_tape,
 )
 from ibdesk.store.layout import Source
 
@@ -73,13 +75,17 @@ def analyze_day(
         len(selection.snapshots),
         len(selection.trades),
     )
-    # the trades (small) are read in the background while the snapshots stream through
+    # the trades (small) are read and profiled in the background while the snapshots
+    # stream through, then marked against the day's mids while the book pass finishes
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ibdesk-depth-trades") as pool:
-        trades = pool.submit(loading.read_trades, selection)
-        accumulator = BookAccumulator(selection.levels, params)
+        tape = pool.submit(lambda: trade_tape(loading.read_trades(selection), params))
+        rows = loading.snapshot_rows(selection)
+        accumulator = BookAccumulator(selection.levels, params, expected_rows=rows)
         accumulator.add_all(loading.iter_snapshot_chunks(selection, chunk_rows))
+        ts_ns, mid, _ = accumulator.day_rows()
+        marks = pool.submit(lambda: mark_trades(tape.result(), ts_ns, mid))
         book = accumulator.finish()
-        result = analyze_trades(book, trades.result(), params)
+        result = complete_analysis(book, tape.result(), marks.result(), params)
     report = build_report(selection, result)
     perf_log.info(
         "analyze-depth %s %s rows=%d trades=%d levels=%d seconds=%.3f",
