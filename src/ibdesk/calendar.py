@@ -1,4 +1,4 @@
-"""XNYS sessions shared by the sim and the IB layer: regular and extended hours, holidays.
+"""XNYS sessions for the whole package (sim, IB layer, store, backfill): hours and holidays.
 
 Pure apart from loading `exchange_calendars` once. Times are UTC epoch nanoseconds.
 Extended hours run 04:00-20:00 ET on a full day and 04:00 to four hours after an early
@@ -87,6 +87,20 @@ class SessionCalendar:
     def index_of_day(self, day: date) -> int | None:
         i = bisect.bisect_left(self._days, day)
         return i if i < len(self._days) and self._days[i] == day else None
+
+    def covers(self, day: date) -> bool:
+        """Whether `day` lies within the calendar's range (outside it nothing is known)."""
+        return bool(self._days) and self._days[0] <= day <= self._days[-1]
+
+    def session_on(self, day: date) -> Session | None:
+        """The session held on `day`; None on a weekend, a holiday or outside the range."""
+        i = self.index_of_day(day)
+        return None if i is None else self.session(i)
+
+    def sessions_between(self, first: date, last: date) -> list[Session]:
+        """The sessions from `first` to `last`, both included, in order."""
+        lo, hi = bisect.bisect_left(self._days, first), bisect.bisect_right(self._days, last)
+        return [self.session(i) for i in range(lo, hi)]
 
     def first_on_or_after(self, day: date) -> int:
         return bisect.bisect_left(self._days, day)

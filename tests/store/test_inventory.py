@@ -11,16 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ibdesk.calendar import xnys
 from ibdesk.store import layout
 from ibdesk.store.bars import store_bars
 from ibdesk.store.inventory import (
     NS_PER_S,
-    Session,
     expected_bar_starts,
     find_gaps,
     missing_bar_ranges,
     scan,
-    xnys_sessions,
 )
 from ibdesk.store.parquet import part_path, write_table_atomic
 from ibdesk.store.readers import DataKind
@@ -39,7 +38,7 @@ def _full_day(symbol: str, day: tuple[int, int, int], minutes: int = 390) -> pa.
 
 
 def test_a_regular_session_expects_390_one_minute_bars() -> None:
-    (session,) = xnys_sessions(date(2024, 1, 2), date(2024, 1, 2))
+    (session,) = xnys().sessions_between(date(2024, 1, 2), date(2024, 1, 2))
 
     starts = expected_bar_starts(session, MIN_NS, EST_NS)
 
@@ -49,13 +48,18 @@ def test_a_regular_session_expects_390_one_minute_bars() -> None:
 
 
 def test_an_early_close_expects_fewer_bars() -> None:
-    (session,) = xnys_sessions(date(2024, 11, 29), date(2024, 11, 29))
+    (session,) = xnys().sessions_between(date(2024, 11, 29), date(2024, 11, 29))
 
     assert len(expected_bar_starts(session, MIN_NS, EST_NS)) == 210  # 09:30-13:00
 
 
 def test_hour_bars_are_clock_aligned_after_the_open() -> None:
-    session = Session(date(2024, 1, 2), _ns(utc(2024, 1, 2, 14, 30)), _ns(utc(2024, 1, 2, 21)))
+    session = xnys().session_on(date(2024, 1, 2))
+    assert session is not None
+    assert (session.open_ns, session.close_ns) == (
+        _ns(utc(2024, 1, 2, 14, 30)),
+        _ns(utc(2024, 1, 2, 21)),
+    )
 
     starts = expected_bar_starts(session, 60 * MIN_NS, EST_NS)
 

@@ -3,7 +3,7 @@ where bar series have gaps against the NYSE (XNYS) calendar.
 
 Row counts and sources come from Parquet footers (no data is read); gap detection reads
 only the `ts` column of bars files. Gap arithmetic is pure (`expected_bar_starts`,
-`find_gaps`); the calendar lookup is isolated in `xnys_sessions`. Only regular-hours bars
+`find_gaps`); sessions come from `ibdesk.calendar`. Only regular-hours bars
 are expected: pre- and post-market bars are welcome but never counted missing.
 """
 
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ibdesk.calendar import Session, xnys
 from ibdesk.errors import UserInputError
 from ibdesk.store import layout
 from ibdesk.store.bars import bar_size_seconds, normalize_bar_size
@@ -29,15 +29,6 @@ from ibdesk.store.parquet import part_files
 from ibdesk.store.readers import DataKind, SchemaMismatchError, read_data
 
 NS_PER_S = 1_000_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    """One XNYS regular session, UTC nanoseconds (close exclusive)."""
-
-    day: date
-    open_ns: int
-    close_ns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,28 +172,6 @@ def missing_sessions(sessions: list[date], have: set[date]) -> tuple[date, ...]:
     return tuple(d for d in sessions if d not in have)
 
 
-# --- calendar edge ---------------------------------------------------------------------
-
-
-@lru_cache(maxsize=8)
-def xnys_sessions(first: date, last: date) -> tuple[Session, ...]:
-    """XNYS regular sessions between two days (inclusive), early closes included."""
-    import exchange_calendars as xcals
-
-    start = max(first, date(1990, 1, 16))
-    if last < start:
-        return ()
-    pad = timedelta(days=7)
-    calendar = xcals.get_calendar(
-        "XNYS", start=(start - pad).isoformat(), end=(last + pad).isoformat()
-    )
-    schedule = calendar.schedule.loc[start.isoformat() : last.isoformat()]
-    return tuple(
-        Session(label.date(), int(row.open.value), int(row.close.value))
-        for label, row in schedule.iterrows()
-    )
-
-
 def _et_offset_ns(ts_ns: int) -> int:
     """UTC minus ET wall time at `ts_ns` (4 h in summer, 5 h in winter)."""
     moment = datetime.fromtimestamp(ts_ns / NS_PER_S, tz=UTC).astimezone(
@@ -241,7 +210,7 @@ def _bar_gaps(files: list[DataFile], bar_size: str, problems: list[Problem]) -> 
     first, last = dated[0].day, dated[-1].day
     assert first is not None
     assert last is not None
-    sessions = xnys_sessions(first, last)
+    sessions = xnys().sessions_between(first, last)
     have = {f.day for f in dated}
     missing_days = missing_sessions([s.day for s in sessions], {d for d in have if d})
     if step_s >= 86400:
@@ -277,7 +246,7 @@ def missing_bar_ranges(
     if step_s >= 7 * 86400:
         return []
     gaps: list[Gap] = []
-    for session in xnys_sessions(first, last):
+    for session in xnys().sessions_between(first, last):
         path = layout.bars_path(root, symbol, normalize_bar_size(bar_size), session.day)
         exists = path.exists() or bool(part_files(path))
         if step_s >= 86400:
