@@ -1,4 +1,4 @@
-"""Hand-computed cases for every metric of `ibdesk.depth.analysis`."""
+"""Hand-computed cases for every book metric of `ibdesk.depth.analysis` and its entry points."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import polars as pl
 import pytest
 
 from ibdesk.depth import analysis, synthetic
-from ibdesk.depth.analysis import AnalysisParams, analyze, fit_ols
-from tests.depth.helpers import NS, book, trades
+from ibdesk.depth.analysis import analyze
+from ibdesk.depth.results import AnalysisParams
+from ibdesk.depth.stats import fit_ols
+from tests.depth.helpers import NS, book
 
 BASE_BID = (10.00, 100.0)
 BASE_ASK = (10.02, 200.0)
@@ -94,32 +96,6 @@ def test_window_series_pairs_ofi_with_the_mid_change_of_the_same_window() -> Non
     assert fit.betas[0] == pytest.approx(expected[0], rel=1e-9)
     assert fit.intercept == pytest.approx(expected[1], rel=1e-9)
     assert fit.n == 3
-
-
-def test_fit_ols_recovers_an_exact_line() -> None:
-    x = np.array([1.0, 2.0, 4.0, 7.0])
-    fit = fit_ols(x, 2.0 + 3.0 * x)
-    assert fit.betas[0] == pytest.approx(3.0)
-    assert fit.intercept == pytest.approx(2.0)
-    assert fit.r2 == pytest.approx(1.0)
-    assert fit.n == 4
-
-
-def test_fit_ols_says_nothing_with_too_few_points_or_no_variance() -> None:
-    assert fit_ols(np.array([1.0, 2.0]), np.array([1.0, 3.0])).betas == (None,)
-    flat = fit_ols(np.array([1.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0]))
-    assert flat.betas == (None,)
-    assert flat.r2 is None
-
-
-def test_fit_ols_r2_of_a_noisy_line() -> None:
-    x = np.array([0.0, 1.0, 2.0, 3.0])
-    y = np.array([0.0, 2.0, 1.0, 3.0])
-    fit = fit_ols(x, y)
-    # slope 0.8, intercept 0.3; residuals -0.3, 0.9, -0.9, 0.3 -> SSres 1.8, SStot 5
-    assert fit.betas[0] == pytest.approx(0.8)
-    assert fit.intercept == pytest.approx(0.3)
-    assert fit.r2 == pytest.approx(1 - 1.8 / 5.0)
 
 
 def test_multilevel_ofi_per_level_and_joint_fit() -> None:
@@ -241,107 +217,6 @@ def test_microprice_weights_the_mid_toward_the_thin_side() -> None:
         [(0.0, [(10.00, 300.0)], [(10.02, 100.0)]), (1.0, [(10.00, 100.0)], [(10.02, 100.0)])]
     )
     assert analyze([day], None, 1).book.microprice.mean_distance == pytest.approx(0.005 / 2)
-
-
-# ----------------------------------------------------------------------------- volume profile
-
-
-def test_volume_profile_bins_to_the_nearest_tick_and_grows_the_value_area() -> None:
-    prices = [9.98, 9.99, 10.0, 10.0149, 10.0051, 10.02, 10.03, 10.04]
-    sizes = [50, 100, 150, 200, 200, 120, 130, 50]
-    profile = analysis.volume_profile(np.array(prices), np.array(sizes, dtype=float), 0.01)
-    assert profile.prices.tolist() == [9.98, 9.99, 10.0, 10.01, 10.02, 10.03, 10.04]
-    assert profile.volumes.tolist() == [50, 100, 150, 400, 120, 130, 50]
-    assert profile.total_volume == 1000
-    assert profile.vpoc == 10.01
-    # step 1: above 120+130 = 250 ties below 150+100 = 250 -> below (650);
-    # step 2: above 250 beats the one row left below (50) -> 900 >= 700
-    assert (profile.val, profile.vah) == (9.99, 10.03)
-    assert profile.value_area_volume == 900
-
-
-def test_vpoc_ties_go_to_the_lower_price() -> None:
-    profile = analysis.volume_profile(
-        np.array([10.05, 10.00, 10.02]), np.array([300.0, 300.0, 100.0]), 0.01
-    )
-    assert profile.vpoc == 10.00
-
-
-def test_value_area_of_a_single_price_is_that_price() -> None:
-    profile = analysis.volume_profile(np.array([5.0, 5.0]), np.array([10.0, 20.0]), 0.01)
-    assert (profile.vpoc, profile.val, profile.vah, profile.total_volume) == (5.0, 5.0, 5.0, 30.0)
-
-
-def test_volume_profile_without_trades_is_empty() -> None:
-    profile = analysis.volume_profile(np.zeros(0), np.zeros(0), 0.01)
-    assert profile.vpoc is None
-    assert profile.total_volume == 0.0
-
-
-# ----------------------------------------------------------------------------- price impact
-
-
-def test_trade_direction_uses_side_then_quote_then_tick_rule() -> None:
-    price = np.array([10.00, 10.01, 10.01, 10.00, 10.05, 9.95, 10.00])
-    side = np.array(["B", "N", "N", "N", "N", "N", "S"], dtype=object)
-    mid = np.array([np.nan, 10.01, 10.01, 10.00, 10.00, 10.00, 10.00])
-    direction = analysis.trade_direction(price, side, mid)
-    assert direction.tolist() == [1, 1, 1, -1, 1, -1, -1]
-
-
-def test_effective_and_realized_spreads_at_5_and_60_seconds() -> None:
-    day = book(
-        [
-            (0.0, [(9.99, 1.0)], [(10.01, 1.0)]),  # mid 10.00
-            (10.0, [(10.01, 1.0)], [(10.03, 1.0)]),  # mid 10.02
-            (70.0, [(10.03, 1.0)], [(10.05, 1.0)]),  # mid 10.04
-            (80.0, [(10.03, 1.0)], [(10.05, 1.0)]),
-        ]
-    )
-    tape = trades([(1.0, 10.01, 100.0, "B"), (12.0, 10.01, 300.0, "S"), (75.0, 10.05, 100.0, "B")])
-    impact = analyze([day], tape, 1).price_impact
-    eff = [2 * 0.01 / 10.00 * 1e4, 2 * 0.01 / 10.02 * 1e4, 2 * 0.01 / 10.04 * 1e4]
-    assert impact.effective_spread_bps == pytest.approx(
-        (eff[0] * 100 + eff[1] * 300 + eff[2] * 100) / 500
-    )
-    # 5 s later the mids have not moved: realized equals effective for all three trades
-    assert impact.realized_spread_bps[5] == pytest.approx(impact.effective_spread_bps)
-    assert impact.impact_bps[5] == pytest.approx(0.0, abs=1e-9)
-    # 60 s later: trade 1 sees 10.02, trade 2 sees 10.04, trade 3 is past the end of the day
-    real60 = [2 * (10.01 - 10.02) / 10.00 * 1e4, -2 * (10.01 - 10.04) / 10.02 * 1e4]
-    assert impact.realized_spread_bps[60] == pytest.approx(
-        (real60[0] * 100 + real60[1] * 300) / 400
-    )
-    imp60 = [eff[0] - real60[0], eff[1] - real60[1]]
-    assert impact.impact_bps[60] == pytest.approx((imp60[0] * 100 + imp60[1] * 300) / 400)
-    assert impact.trades_signed == 3
-
-
-def test_kyle_lambda_is_the_slope_of_mid_change_on_signed_volume() -> None:
-    mids = [10.00, 10.01, 10.03, 10.02, 10.02]
-    day = book([(w + 0.5, [(m - 0.01, 1.0)], [(m + 0.01, 1.0)]) for w, m in enumerate(mids)])
-    tape = trades(
-        [
-            (1.2, 10.02, 100.0, "B"),
-            (2.1, 10.04, 300.0, "B"),
-            (2.2, 10.02, 100.0, "S"),
-            (3.2, 10.02, 100.0, "S"),
-        ]
-    )
-    result = analyze([day], tape, 1)
-    assert result.book.windows.signed_volume.tolist() == [100.0, 200.0, -100.0, 0.0]
-    assert result.price_impact.kyle_lambda == pytest.approx(0.0001)
-    assert result.price_impact.kyle_r2 == pytest.approx(1.0)
-    assert result.price_impact.n_windows == 4
-
-
-def test_lee_ready_classifies_unknown_sides_against_the_prior_mid() -> None:
-    day = book([(0.0, [(9.99, 1.0)], [(10.01, 1.0)]), (10.0, [(9.99, 1.0)], [(10.01, 1.0)])])
-    tape = trades([(1.0, 10.01, 100.0, "N"), (2.0, 9.99, 100.0, "N")])
-    impact = analyze([day], tape, 1).price_impact
-    assert impact.trades_lee_ready == 2
-    # a buy at the ask and a sell at the bid both pay half the 2-cent spread
-    assert impact.effective_spread_bps == pytest.approx(2 * 0.01 / 10.00 * 1e4)
 
 
 # ----------------------------------------------------------------------------- dynamics

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ibdesk.depth import analysis
-from ibdesk.depth.analysis import AnalysisParams, analyze
+from ibdesk.depth.analysis import analyze
+from ibdesk.depth.results import AnalysisParams
 from tests.depth.helpers import NS, T0
 
 TICK = 0.01
@@ -89,22 +89,6 @@ def test_results_do_not_depend_on_chunking(frame: pl.DataFrame, data: st.DataObj
     assert pieces.book.spread == whole.book.spread
     assert pieces.book.depth.imbalance_all == pytest.approx(whole.book.depth.imbalance_all)
     assert pieces.book.dynamics.ofi == pytest.approx(whole.book.dynamics.ofi)
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.integers(900, 1100), st.integers(1, 10_000)), min_size=1, max_size=80))
-def test_value_area_holds_70_percent_around_the_vpoc(trades: list[tuple[int, int]]) -> None:
-    price = np.array([t for t, _ in trades], dtype=float) * TICK
-    size = np.array([s for _, s in trades], dtype=float)
-    profile = analysis.volume_profile(price, size, TICK)
-    assert profile.val is not None
-    assert profile.vah is not None
-    assert profile.vpoc is not None
-    assert profile.val <= profile.vpoc <= profile.vah
-    assert profile.value_area_volume >= 0.7 * profile.total_volume - 1e-9
-    assert profile.total_volume == pytest.approx(size.sum())
-    top = profile.volumes.max()
-    assert profile.vpoc == profile.prices[profile.volumes == top].min()
 
 
 @settings(max_examples=60, deadline=None)

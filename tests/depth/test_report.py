@@ -11,9 +11,9 @@ import jsonschema
 import pytest
 
 from ibdesk.depth import synthetic
-from ibdesk.depth.analysis import AnalysisParams
 from ibdesk.depth.loading import SourceChoice
 from ibdesk.depth.report import analyze_day, report_schema, to_json, write_report
+from ibdesk.depth.results import AnalysisParams
 from tests.depth.helpers import DAY, NS, write_day
 
 SPEC = synthetic.SyntheticDay(

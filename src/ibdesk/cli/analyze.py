@@ -11,8 +11,8 @@ import typer
 from ibdesk.cli import runtime
 from ibdesk.cli.framework import AnalyzeDepthCommand
 from ibdesk.depth import report as depth_report
-from ibdesk.depth.analysis import AnalysisParams
 from ibdesk.depth.loading import SourceChoice
+from ibdesk.depth.results import AnalysisParams
 from ibdesk.describe import output_schema
 from ibdesk.errors import UserInputError
 

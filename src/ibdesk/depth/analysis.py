@@ -1,9 +1,10 @@
-"""Order-book microstructure metrics of one symbol-day: pure, vectorised, streamed in chunks.
+"""Order-book microstructure of one symbol-day: the book pass (spread, depth, order flow
+imbalance, microprice, per-minute dynamics), pure, vectorised, streamed in chunks, and the
+entry points that complete it with the day's trades (`ibdesk.depth.tape`).
 
-Owns the formulas (spread, depth, order flow imbalance, microprice, volume profile, price
-impact, per-minute dynamics). It must not do I/O: input is polars frames in the L2 snapshot
-schema v1 (`ts` as Datetime or int64 ns, `bid_px_00`...) fed chunk by chunk in time order,
-plus one trades v1 frame; output is frozen dataclasses. Memory stays bounded by the chunk
+It must not do I/O: input is polars frames in the L2 snapshot schema v1 (`ts` as Datetime
+or int64 ns, `bid_px_00`...) fed chunk by chunk in time order, plus one trades v1 frame;
+output is the frozen values of `ibdesk.depth.results`. Memory stays bounded by the chunk
 size plus three float64 values per snapshot row (time, mid, spread) and small per-window
 and per-minute aggregates, so a 470k-row, 20-level day never sits in memory whole.
 
@@ -13,13 +14,11 @@ missing (null or NaN) price means the level is empty; a missing size counts as 0
 
 from __future__ import annotations
 
-import math
 import queue
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -27,307 +26,38 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
+from ibdesk.depth.results import (
+    BPS,
+    NS_PER_MINUTE,
+    AnalysisParams,
+    BookStats,
+    DepthAnalysis,
+    DepthStats,
+    Dynamics,
+    MicropriceStats,
+    OfiLevel,
+    SpreadStats,
+    WindowSeries,
+)
+from ibdesk.depth.stats import (
+    BoolArray,
+    FloatArray,
+    IntArray,
+    ValueGaps,
+    corr,
+    filled_percentile,
+    fit_ols,
+    mean_or_none,
+    none_if_nan,
+)
+from ibdesk.depth.tape import TradeMarks, TradeTape, mark_trades, price_impact, trade_tape
 
-NS_PER_S = 1_000_000_000
-NS_PER_MINUTE = 60 * NS_PER_S
 MAX_OFI_LEVELS = 5
 CHUNK_WORKERS = 1  # summaries beside the 2 decoding threads: more only add scratch memory
-IMPACT_HORIZONS_S = (5, 60)
-VALUE_AREA_SHARE = 0.70
-BPS = 10_000.0
 P95 = 95.0
 
 
-@dataclass(frozen=True, slots=True)
-class AnalysisParams:
-    """Knobs of the analysis: OFI/impact window, tick for the volume profile, gap cap."""
-
-    window_ns: int = NS_PER_S
-    tick_usd: float = 0.01
-    max_gap_ns: int = 60 * NS_PER_S
-
-
-@dataclass(frozen=True, slots=True)
-class Fit:
-    """Ordinary least squares y = intercept + Σ betas·x; None where not identifiable."""
-
-    betas: tuple[float | None, ...]
-    intercept: float | None
-    r2: float | None
-    n: int
-
-
-@dataclass(frozen=True, slots=True)
-class SpreadStats:
-    """Quoted spread ask_px_00 − bid_px_00 over rows with both sides (dollars and bps)."""
-
-    mean: float | None
-    median: float | None
-    p95: float | None
-    mean_bps: float | None
-    median_bps: float | None
-    p95_bps: float | None
-    time_weighted_mean: float | None
-    rows: int
-
-
-@dataclass(frozen=True, slots=True)
-class DepthStats:
-    """Mean resting size (shares) per side over 1, 5 and all levels, and mean imbalance."""
-
-    bid_size_1: float | None
-    ask_size_1: float | None
-    bid_size_5: float | None
-    ask_size_5: float | None
-    bid_size_all: float | None
-    ask_size_all: float | None
-    imbalance_1: float | None
-    imbalance_5: float | None
-    imbalance_all: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class OfiLevel:
-    """OFI at one book level (1 = best): day total and its fit on the window's mid change."""
-
-    level: int
-    total: float
-    fit: Fit
-
-
-@dataclass(frozen=True, slots=True)
-class WindowSeries:
-    """Per-window series between consecutive windows that have a mid (the regressions' data)."""
-
-    end_ns: IntArray
-    mid_change: FloatArray
-    ofi: FloatArray  # shape (windows, ofi levels): OFI of each level over the window
-    signed_volume: FloatArray
-    microprice_offset_before: FloatArray  # microprice − mid at the start of the window
-
-
-@dataclass(frozen=True, slots=True)
-class MicropriceStats:
-    """Stoikov's microprice: mean distance from the mid and its link to the next mid move."""
-
-    mean_distance: float | None
-    corr_next_mid_change: float | None
-    n_windows: int
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeProfile:
-    """Traded volume per tick-binned price, with VPOC and the 70% value area."""
-
-    tick_usd: float
-    prices: FloatArray
-    volumes: FloatArray
-    total_volume: float
-    vpoc: float | None
-    vah: float | None
-    val: float | None
-    value_area_volume: float
-
-
-@dataclass(frozen=True, slots=True)
-class PriceImpact:
-    """Kyle's lambda and the effective / realized spread decomposition (bps, VW means)."""
-
-    kyle_lambda: float | None
-    kyle_r2: float | None
-    n_windows: int
-    effective_spread_bps: float | None
-    realized_spread_bps: dict[int, float | None]  # horizon (s) -> value
-    impact_bps: dict[int, float | None]
-    trades_signed: int
-    trades_lee_ready: int
-
-
-@dataclass(frozen=True, slots=True)
-class Dynamics:
-    """Per-minute series for plots: spread, depth, OFI, mid and mean size per level."""
-
-    minute_ns: IntArray
-    rows: IntArray
-    mid: FloatArray
-    spread_mean: FloatArray
-    bid_depth: FloatArray
-    ask_depth: FloatArray
-    ofi: FloatArray
-    bid_size_by_level: FloatArray  # (minutes, levels)
-    ask_size_by_level: FloatArray
-
-
-@dataclass(frozen=True, slots=True)
-class BookStats:
-    """Everything the snapshot pass yields; trades are analysed against it afterwards."""
-
-    rows: int
-    levels: int
-    spread: SpreadStats
-    depth: DepthStats
-    ofi_levels: tuple[OfiLevel, ...]
-    ofi_multilevel_fit: Fit
-    microprice: MicropriceStats
-    windows: WindowSeries
-    window_ids: IntArray  # ids (ts // window_ns) of the windows in `windows`, plus the first
-    dynamics: Dynamics
-    ts_ns: IntArray  # every row, sorted
-    mid: FloatArray  # NaN where a side is missing
-    spread_usd: FloatArray  # per row, NaN where a side is missing
-
-
-@dataclass(frozen=True, slots=True)
-class DepthAnalysis:
-    """The full analysis of one symbol-day."""
-
-    rows: int
-    trades: int
-    levels: int
-    window_ns: int
-    book: BookStats
-    volume_profile: VolumeProfile
-    price_impact: PriceImpact
-
-    @property
-    def ofi_total(self) -> float:
-        return self.book.ofi_levels[0].total if self.book.ofi_levels else 0.0
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _none_if_nan(value: float) -> float | None:
-    return None if not np.isfinite(value) else float(value)
-
-
-def fit_ols(x: FloatArray, y: FloatArray) -> Fit:
-    """OLS of y on the columns of x with an intercept.
-
-    Needs at least k + 2 observations for k regressors (fewer fit exactly and say nothing);
-    a regressor with no variance gets beta None, and r2 is None when y has no variance.
-
-    Solved on centered data through the k x k normal equations (scaled to a correlation
-    matrix), with plain numpy reductions: a BLAS least-squares call on the n x (k + 1)
-    design would wake BLAS threads that then spin beside the rest of the analysis. A
-    degenerate or ill-conditioned design is solved by `lstsq` on the full design, as the
-    normal equations would lose precision there (and `lstsq` picks the minimum-norm fit).
-    """
-    x2 = x.reshape(-1, 1) if x.ndim == 1 else x
-    n, k = x2.shape
-    if n < k + 2:
-        return Fit((None,) * k, None, None, n)
-    varies = np.ptp(x2, axis=0) > 0
-    if varies.all():
-        fit = _fit_centered(x2, y)
-        if fit is not None:
-            return fit
-    return _fit_lstsq(x2, y, varies)
-
-
-MAX_NORMAL_CONDITION = 1e6  # of the correlation matrix; above it the fit goes to lstsq
-
-
-def _fit_centered(x: FloatArray, y: FloatArray) -> Fit | None:
-    """`fit_ols` for regressors that all vary; None when the design is ill-conditioned."""
-    n, k = x.shape
-    columns = np.array(x.T, order="C")  # a copy, one row per regressor (pairwise sums)
-    means = columns.mean(axis=1)
-    columns -= means[:, None]
-    y_mean = float(y.mean())
-    y_centered = y - y_mean
-    gram = np.empty((k, k))
-    cross = np.empty(k)
-    for i in range(k):
-        cross[i] = float(np.multiply(columns[i], y_centered).sum())
-        for j in range(i + 1):
-            gram[i, j] = gram[j, i] = float(np.multiply(columns[i], columns[j]).sum())
-    scale = np.sqrt(np.diag(gram))
-    if not (np.all(scale > 0) and np.all(np.isfinite(gram)) and np.all(np.isfinite(cross))):
-        return None
-    correlation = gram / np.outer(scale, scale)
-    solution, _, rank, singular = np.linalg.lstsq(correlation, cross / scale, rcond=None)
-    if rank < k or singular[0] > MAX_NORMAL_CONDITION * singular[-1]:
-        return None
-    betas = solution / scale
-    resid = _residuals(columns, y_centered, betas)
-    # one step of iterative refinement brings the normal equations to lstsq's accuracy
-    correction = np.array([float(np.multiply(columns[i], resid).sum()) for i in range(k)])
-    betas += np.linalg.lstsq(correlation, correction / scale, rcond=None)[0] / scale
-    resid = _residuals(columns, y_centered, betas)
-    ss_tot = float(np.square(y_centered).sum())
-    r2 = 1.0 - float(np.square(resid).sum()) / ss_tot if ss_tot > 0 else None
-    intercept = y_mean - float(np.multiply(means, betas).sum())
-    return Fit(tuple(float(b) for b in betas), intercept, r2, n)
-
-
-def _residuals(columns: FloatArray, y: FloatArray, betas: FloatArray) -> FloatArray:
-    resid = y.copy()
-    for column, beta in zip(columns, betas, strict=True):
-        resid -= beta * column
-    return resid
-
-
-def _fit_lstsq(x: FloatArray, y: FloatArray, varies: npt.NDArray[np.bool_]) -> Fit:
-    n = len(y)
-    design = np.column_stack([np.ones(n), x])
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ coef
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    r2 = 1.0 - float(np.square(resid).sum()) / ss_tot if ss_tot > 0 else None
-    betas = tuple(float(c) if v else None for c, v in zip(coef[1:], varies, strict=True))
-    if not varies.any():
-        r2 = None
-    return Fit(betas, float(coef[0]), r2, n)
-
-
-def _corr(x: FloatArray, y: FloatArray) -> float | None:
-    """Pearson correlation (plain reductions, no BLAS: see `fit_ols`)."""
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    x_centered = x - x.mean()
-    y_centered = y - y.mean()
-    sxy = float(np.multiply(x_centered, y_centered).sum())
-    sxx = float(np.square(x_centered).sum())
-    syy = float(np.square(y_centered).sum())
-    if not (sxx > 0 and syy > 0):  # underflow of tiny values, or NaN
-        return None
-    return _none_if_nan(max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy))))
-
-
-def _mean(total: float, count: float) -> float | None:
-    return float(total / count) if count > 0 else None
-
-
-def _ts_ns(frame: pl.DataFrame) -> IntArray:
-    series = frame.get_column("ts")
-    if isinstance(series.dtype, pl.Datetime):
-        series = series.dt.cast_time_unit("ns")
-    return series.cast(pl.Int64).to_numpy().astype(np.int64, copy=False)
-
-
-def _floats(frame: pl.DataFrame, name: str) -> FloatArray:
-    """Column as float64 with NaN for null (missing level)."""
-    series = frame.get_column(name)
-    if series.dtype != pl.Float64:
-        series = series.cast(pl.Float64)
-    return series.to_numpy().astype(np.float64, copy=False)
-
-
-def _sizes(frame: pl.DataFrame, name: str) -> FloatArray:
-    """Size column as float64 with 0 for missing; zero-copy when nothing is missing."""
-    series = frame.get_column(name)
-    if series.dtype != pl.Float64:
-        series = series.cast(pl.Float64)
-    if series.null_count():
-        series = series.fill_null(0.0)
-    values = series.to_numpy()
-    if np.isnan(np.add.reduce(values)):  # one pass, no temporary, for the common no-NaN case
-        return np.where(np.isnan(values), 0.0, values)
-    return values
+# --------------------------------------------------------------------------- snapshot columns
 
 
 def level_count(columns: list[str]) -> int:
@@ -600,7 +330,7 @@ def _last_values(values: FloatArray, starts: IntArray, ends: IntArray) -> FloatA
     out = values[ends]
     if not np.isnan(out).any():
         return out
-    at = _ValueGaps.of(values).last_with_value(ends)
+    at = ValueGaps.of(values).last_with_value(ends)
     return np.where(at >= starts, values[np.maximum(at, 0)], np.nan)
 
 
@@ -971,22 +701,22 @@ class BookAccumulator:
         offsets = series.microprice_offset_before
         has_offset = ~np.isnan(offsets)
         microprice_stats = MicropriceStats(
-            mean_distance=_mean(total("micro_sum"), total("micro_n")),
-            corr_next_mid_change=_corr(offsets[has_offset], series.mid_change[has_offset]),
+            mean_distance=mean_or_none(total("micro_sum"), total("micro_n")),
+            corr_next_mid_change=corr(offsets[has_offset], series.mid_change[has_offset]),
             n_windows=int(has_offset.sum()),
         )
         rows = float(self.rows)
         top5 = min(MAX_OFI_LEVELS, self._levels)
         depth = DepthStats(
-            bid_size_1=_mean(size_total("bsz", 1), rows),
-            ask_size_1=_mean(size_total("asz", 1), rows),
-            bid_size_5=_mean(size_total("bsz", top5), rows),
-            ask_size_5=_mean(size_total("asz", top5), rows),
-            bid_size_all=_mean(size_total("bsz", self._levels), rows),
-            ask_size_all=_mean(size_total("asz", self._levels), rows),
-            imbalance_1=_mean(total("imb_1_sum"), total("imb_1_n")),
-            imbalance_5=_mean(total("imb_5_sum"), total("imb_5_n")),
-            imbalance_all=_mean(total("imb_all_sum"), total("imb_all_n")),
+            bid_size_1=mean_or_none(size_total("bsz", 1), rows),
+            ask_size_1=mean_or_none(size_total("asz", 1), rows),
+            bid_size_5=mean_or_none(size_total("bsz", top5), rows),
+            ask_size_5=mean_or_none(size_total("asz", top5), rows),
+            bid_size_all=mean_or_none(size_total("bsz", self._levels), rows),
+            ask_size_all=mean_or_none(size_total("asz", self._levels), rows),
+            imbalance_1=mean_or_none(total("imb_1_sum"), total("imb_1_n")),
+            imbalance_5=mean_or_none(total("imb_5_sum"), total("imb_5_n")),
+            imbalance_all=mean_or_none(total("imb_all_sum"), total("imb_all_n")),
         )
         return BookStats(
             rows=self.rows,
@@ -1082,7 +812,7 @@ def _spread_stats(
     weights = np.empty(len(ts))
     if len(ts) > 1:
         gaps = np.subtract(ts[1:], ts[:-1], out=weights[:-1])
-        median_gap = _filled_percentile(gaps, 50.0)
+        median_gap = filled_percentile(gaps, 50.0)
         if median_gap is None:
             median_gap = float(np.median(gaps, overwrite_input=True))
             np.subtract(ts[1:], ts[:-1], out=weights[:-1])  # in time order again
@@ -1096,7 +826,7 @@ def _spread_stats(
     values = spread.copy() if everywhere else spread[valid]
     mean = float(values.mean())
     tw = weighted / weight_total if weight_total > 0 else mean
-    median, p95 = _filled_percentile(values, 50.0), _filled_percentile(values, P95)
+    median, p95 = filled_percentile(values, 50.0), filled_percentile(values, P95)
     if median is None or p95 is None:
         median, p95 = (float(q) for q in np.percentile(values, [50.0, P95], overwrite_input=True))
     every_bps = np.divide(spread, mid, out=weights)
@@ -1108,282 +838,15 @@ def _spread_stats(
         mean=mean,
         median=median,
         p95=p95,
-        mean_bps=_none_if_nan(mean_bps),
-        median_bps=_none_if_nan(median_bps),
-        p95_bps=_none_if_nan(p95_bps),
+        mean_bps=none_if_nan(mean_bps),
+        median_bps=none_if_nan(median_bps),
+        p95_bps=none_if_nan(p95_bps),
         time_weighted_mean=tw,
         rows=count,
     )
 
 
-def _filled_percentile(values: FloatArray, q: float) -> float | None:
-    """The q-th percentile of NaN-free `values` when one value fills the order statistics
-    around it (then `np.percentile`'s interpolation between equal neighbours is exactly
-    that value), found by two counting passes; None otherwise (take a partial sort).
-
-    Spreads of one tick and the regular gap between snapshots are such values, and the
-    counting costs a fraction of the partial sort.
-    """
-    n = len(values)
-    if n == 0:
-        return None
-    candidate = float(np.percentile(values[:: max(1, n // 2048)], q, method="nearest"))
-    rank = (n - 1) * q / 100.0  # order statistics around it, with a margin for rounding
-    first, last = max(math.floor(rank) - 1, 0), min(math.ceil(rank) + 1, n - 1)
-    below = int(np.count_nonzero(values < candidate))
-    if below > first or below + int(np.count_nonzero(values == candidate)) <= last:
-        return None
-    return candidate
-
-
-# --------------------------------------------------------------------------- trades
-
-
-def volume_profile(price: FloatArray, size: FloatArray, tick_usd: float) -> VolumeProfile:
-    """Volume per price row, each trade binned to the nearest tick (round(price / tick)).
-
-    VPOC is the price with the most volume (ties go to the lower price). The value area
-    starts at the VPOC and grows until it holds 70% of the volume, each step adding the
-    next two price rows above or the next two below, whichever holds more volume (ties go
-    below; a side with one row left adds that row). Price rows are the traded ticks.
-    """
-    keep = ~(np.isnan(price) | np.isnan(size))
-    price, size = price[keep], size[keep]
-    if len(price) == 0:
-        empty = np.zeros(0)
-        return VolumeProfile(tick_usd, empty, empty, 0.0, None, None, None, 0.0)
-    ticks = np.rint(price / tick_usd).astype(np.int64)
-    uniq, inverse = np.unique(ticks, return_inverse=True)
-    volumes = np.bincount(inverse, weights=size).astype(np.float64)
-    prices = np.round(uniq * tick_usd, _tick_decimals(tick_usd)).astype(np.float64)
-    total = float(volumes.sum())
-    poc = int(np.argmax(volumes))
-    low, high = _value_area(volumes, poc, VALUE_AREA_SHARE * total)
-    return VolumeProfile(
-        tick_usd=tick_usd,
-        prices=prices,
-        volumes=volumes,
-        total_volume=total,
-        vpoc=float(prices[poc]),
-        vah=float(prices[high]),
-        val=float(prices[low]),
-        value_area_volume=float(volumes[low : high + 1].sum()),
-    )
-
-
-def _tick_decimals(tick_usd: float) -> int:
-    """Decimals that print a multiple of the tick exactly (0.01 -> 2, 0.0001 -> 4)."""
-    exponent = Decimal(repr(tick_usd)).normalize().as_tuple().exponent
-    return max(-exponent, 0) if isinstance(exponent, int) else 10
-
-
-def _value_area(volumes: FloatArray, poc: int, target: float) -> tuple[int, int]:
-    """Index range [low, high] of the value area (a walk over price rows, not data rows)."""
-    low = high = poc
-    inside = float(volumes[poc])
-    top = len(volumes) - 1
-    while inside < target and (low > 0 or high < top):
-        above = float(volumes[high + 1 : high + 3].sum()) if high < top else -1.0
-        below = float(volumes[max(low - 2, 0) : low].sum()) if low > 0 else -1.0
-        if below >= above:
-            inside += below
-            low = max(low - 2, 0)
-        else:
-            inside += above
-            high = min(high + 2, top)
-    return low, high
-
-
-def trade_direction(price: FloatArray, side: npt.NDArray[Any], mid_before: FloatArray) -> IntArray:
-    """+1 buyer-initiated, −1 seller-initiated, 0 unknown.
-
-    The trades' own side (B/S) wins; side N is classified by Lee & Ready (1991), "Inferring
-    trade direction from intraday data", J. Finance 46(2): above the prevailing mid is a buy,
-    below a sell, at the mid the tick test (sign of the last non-zero price change).
-    """
-    side_code = (side == "B").astype(np.int64) - (side == "S").astype(np.int64)
-    return direction_from_codes(price, side_code, mid_before)
-
-
-def direction_from_codes(
-    price: FloatArray, side_code: IntArray, mid_before: FloatArray
-) -> IntArray:
-    """`trade_direction` with the side as +1 (B), −1 (S), 0 (N or missing)."""
-    direction = side_code.astype(np.int64, copy=True)
-    unknown = direction == 0
-    if not unknown.any():
-        return direction
-    with np.errstate(invalid="ignore"):
-        quote = np.sign(price - mid_before)
-    quote = np.nan_to_num(quote).astype(np.int64)
-    change = np.sign(np.diff(price, prepend=np.nan))
-    has_change = np.nan_to_num(change) != 0
-    last_change = np.maximum.accumulate(np.where(has_change, np.arange(len(price)), -1))
-    tick = np.where(last_change >= 0, change[np.maximum(last_change, 0)], 0.0).astype(np.int64)
-    lee_ready = np.where(quote != 0, quote, tick)
-    return np.where(unknown, lee_ready, direction)
-
-
-def _vw_mean(values: FloatArray, weights: FloatArray) -> float | None:
-    total = float(weights.sum())
-    return float((weights * values).sum()) / total if total > 0 else None  # no BLAS threads
-
-
-@dataclass(frozen=True, slots=True)
-class _ValueGaps:
-    """Rows of a NaN-holed series without a value (`rows`, sorted), each with the first
-    row of its run of such rows (`run_start`): enough to step from any row back to the
-    last row with a value without copying the series."""
-
-    rows: IntArray
-    run_start: IntArray
-
-    @classmethod
-    def of(cls, values: FloatArray) -> _ValueGaps:
-        rows = np.flatnonzero(np.isnan(values))
-        if len(rows) == 0:
-            return cls(rows, rows)
-        starts = np.empty(len(rows), dtype=bool)
-        starts[0] = True
-        np.not_equal(np.diff(rows), 1, out=starts[1:])
-        first = np.maximum.accumulate(np.where(starts, np.arange(len(rows)), 0))
-        return cls(rows, rows[first])
-
-    def last_with_value(self, idx: IntArray) -> IntArray:
-        """For each row index, the last row at or before it that has a value (−1: none)."""
-        if len(self.rows) == 0:
-            return idx
-        at = np.minimum(np.searchsorted(self.rows, idx), len(self.rows) - 1)
-        return np.where(self.rows[at] == idx, self.run_start[at] - 1, idx)
-
-
-def _asof_with_value(
-    ts: IntArray, values: FloatArray, gaps: _ValueGaps, at: IntArray, *, strict: bool
-) -> FloatArray:
-    """`_asof` over the rows that have a value (not NaN), without copying them out."""
-    idx = gaps.last_with_value(np.searchsorted(ts, at, side="left" if strict else "right") - 1)
-    out = values[np.maximum(idx, 0)] if len(values) else np.full(len(at), np.nan)
-    return np.where(idx >= 0, out, np.nan)
-
-
-@dataclass(frozen=True, slots=True)
-class TradeTape:
-    """A day's trades sorted by time, as arrays, with what needs no book: the trades' own
-    sides (+1 B, −1 S, 0 otherwise) and the volume profile."""
-
-    ts: IntArray
-    price: FloatArray
-    size: FloatArray  # missing = 0
-    side_code: IntArray
-    profile: VolumeProfile
-
-    @property
-    def count(self) -> int:
-        return len(self.ts)
-
-
-def trade_tape(trades: pl.DataFrame | None, params: AnalysisParams) -> TradeTape:
-    """Sort a trades v1 frame (None: no trades) and take what needs no book from it."""
-    frame = _sorted_trades(trades if trades is not None else EMPTY_TRADES)
-    price, size = _floats(frame, "price"), _floats(frame, "size")
-    side = frame.get_column("side").cast(pl.String)
-    # side codes in polars: comparing a numpy object array of strings costs per element
-    side_code = ((side == "B").cast(pl.Int64) - (side == "S").cast(pl.Int64)).fill_null(0)
-    return TradeTape(
-        ts=_ts_ns(frame),
-        price=price,
-        size=np.nan_to_num(size),
-        side_code=side_code.to_numpy().astype(np.int64, copy=False),
-        profile=volume_profile(price, size, params.tick_usd),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class TradeMarks:
-    """What the trades take from the day's mids: each trade's direction and signed volume,
-    and the volume-weighted effective / realized spreads and impact (bps)."""
-
-    direction: IntArray
-    signed_volume: FloatArray  # D·size per trade, 0 where unsigned
-    effective_spread_bps: float | None
-    realized_spread_bps: dict[int, float | None]
-    impact_bps: dict[int, float | None]
-
-
-def mark_trades(tape: TradeTape, ts_ns: IntArray, mid: FloatArray) -> TradeMarks:
-    """Per trade with direction D, price P, M the mid of the last snapshot before it (rows
-    sorted by `ts_ns`; NaN mid = no two-sided book) and M₊Δ the mid Δ later (Δ = 5 s,
-    60 s): effective = 2·D·(P − M)/M, realized = 2·D·(P − M₊Δ)/M, impact = effective −
-    realized, in bps, volume-weighted. Realized and impact use the trades whose M₊Δ is
-    inside the day. Needs the rows only, so it can run beside the rest of the book's end."""
-    ts, price, size = tape.ts, tape.price, tape.size
-    gaps = _ValueGaps.of(mid)
-    mid_before = _asof_with_value(ts_ns, mid, gaps, ts, strict=True)
-    direction = direction_from_codes(price, tape.side_code, mid_before)
-    d = direction.astype(np.float64)
-    usable = (direction != 0) & ~np.isnan(mid_before) & ~np.isnan(price)
-    effective = 2.0 * d * (price - mid_before) / mid_before * BPS
-    last_ts = int(ts_ns[-1]) if len(ts_ns) else 0
-    realized: dict[int, float | None] = {}
-    impact: dict[int, float | None] = {}
-    for horizon_s in IMPACT_HORIZONS_S:
-        later_ts = ts + horizon_s * NS_PER_S
-        mid_later = _asof_with_value(ts_ns, mid, gaps, later_ts, strict=False)
-        ok = usable & (later_ts <= last_ts) & ~np.isnan(mid_later)
-        real = 2.0 * d * (price - mid_later) / mid_before * BPS
-        realized[horizon_s] = _vw_mean(real[ok], size[ok])
-        impact[horizon_s] = _vw_mean((effective - real)[ok], size[ok])
-    return TradeMarks(
-        direction=direction,
-        signed_volume=np.where((direction != 0) & ~np.isnan(price), d * size, 0.0),
-        effective_spread_bps=_vw_mean(effective[usable], size[usable]),
-        realized_spread_bps=realized,
-        impact_bps=impact,
-    )
-
-
-def price_impact(
-    tape: TradeTape, marks: TradeMarks, book: BookStats, params: AnalysisParams
-) -> tuple[PriceImpact, FloatArray]:
-    """Kyle's lambda and the spread decomposition; also returns the signed volume per window.
-
-    Kyle (1985), "Continuous auctions and insider trading", Econometrica 53(6): lambda is the
-    OLS slope of the mid change per window on the signed volume Σ D·size per window
-    ($/share). The spreads are `mark_trades`'.
-    """
-    ids = book.window_ids
-    if len(ids) > 1:
-        cum = np.concatenate(([0.0], np.cumsum(marks.signed_volume)))
-        at = np.searchsorted(tape.ts // params.window_ns, ids, side="right")
-        signed_per_window = np.diff(cum[at])
-    else:
-        signed_per_window = np.zeros(0)
-    kyle = fit_ols(signed_per_window, book.windows.mid_change)
-    signed = marks.direction != 0
-    result = PriceImpact(
-        kyle_lambda=kyle.betas[0],
-        kyle_r2=kyle.r2,
-        n_windows=kyle.n,
-        effective_spread_bps=marks.effective_spread_bps,
-        realized_spread_bps=marks.realized_spread_bps,
-        impact_bps=marks.impact_bps,
-        trades_signed=int(signed.sum()),
-        trades_lee_ready=int(((tape.side_code == 0) & signed).sum()),
-    )
-    return result, signed_per_window
-
-
-def _sorted_trades(trades: pl.DataFrame) -> pl.DataFrame:
-    frame = trades.select("ts", "price", "size", "side")
-    if isinstance(frame.schema["ts"], pl.Datetime):
-        frame = frame.with_columns(pl.col("ts").dt.cast_time_unit("ns"))
-    return frame.sort("ts", maintain_order=True)
-
-
-EMPTY_TRADES = pl.DataFrame(
-    {"ts": [], "price": [], "size": [], "side": []},
-    schema={"ts": pl.Int64, "price": pl.Float64, "size": pl.Float64, "side": pl.String},
-)
+# --------------------------------------------------------------------------- entry points
 
 
 def analyze(

@@ -17,7 +17,8 @@ import plotly.graph_objects as go
 from matplotlib.figure import Figure
 from plotly.subplots import make_subplots
 
-from ibdesk.depth.analysis import NS_PER_MINUTE, DepthAnalysis, FloatArray, IntArray
+from ibdesk.depth.results import NS_PER_MINUTE, DepthAnalysis
+from ibdesk.depth.stats import FloatArray, IntArray
 
 MAX_POINTS = 5_000
 PNG_DPI = 110

@@ -24,16 +24,10 @@ from typing import Any
 import numpy as np
 
 from ibdesk.depth import loading
-from ibdesk.depth.analysis import (
-    IMPACT_HORIZONS_S,
-    AnalysisParams,
-    BookAccumulator,
-    DepthAnalysis,
-    Fit,
-    complete_analysis,
-    mark_trades,
-    trade_tape,
-)
+from ibdesk.depth.analysis import BookAccumulator, complete_analysis
+from ibdesk.depth.results import AnalysisParams, DepthAnalysis
+from ibdesk.depth.stats import Fit
+from ibdesk.depth.tape import IMPACT_HORIZONS_S, mark_trades, trade_tape
 from ibdesk.store.layout import Source
 
 log = logging.getLogger("ibdesk.depth")
