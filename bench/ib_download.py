@@ -58,8 +58,8 @@ from ibdesk.ib.pacing import (
     plan_chunks,
 )
 from ibdesk.ib.requests import MIN_SEND_SPACING_S, BarsRequest, HistoricalClient, default_margin_s
+from simcli import CLOCK
 
-CLOCK = "2025-07-30T16:30:00-04:00"
 END_UTC = datetime(2025, 7, 30, 20, 30, tzinfo=UTC)  # the pinned clock, after the close
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "SPY", "AMD", "QQQ", "META", "AMZN", "GOOGL")
 SEED = 7

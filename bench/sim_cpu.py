@@ -11,23 +11,15 @@ Reproduce: .venv/bin/python bench/sim_cpu.py [--seconds 10] [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import time
 
 from ib_async import IB, Stock
 
-CLOCK = "2025-07-30T16:30:00-04:00"
+from simcli import cpu_s, sim_cli
+
 DEPTH = ("TSLA", "AAPL", "NVDA", "AMD", "PLUG")
 BARS = ("TSLA", "AAPL", "NVDA", "AMD", "PLUG", "MSFT", "SPY", "QQQ", "SOFI", "NIO")
-
-
-def cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(ib: IB, pid: int, seconds: float) -> tuple[float, int]:
@@ -44,44 +36,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ibdesk",
-            "sim",
-            "--port",
-            "0",
-            "--clock",
-            CLOCK,
-            "--rate",
-            "100",
-            "--depth-cap",
-            "5",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    port = int(proc.stdout.readline().strip().rsplit(":", 1)[1])
-    ib = IB()
-    try:
-        ib.connect("127.0.0.1", port, clientId=1, timeout=20)
-        idle = [measure(ib, proc.pid, args.seconds) for _ in range(args.repeats)]
-        contracts = {s: Stock(s, "SMART", "USD") for s in set(DEPTH) | set(BARS)}
-        ib.qualifyContracts(*contracts.values())
-        for symbol in DEPTH:
-            ib.reqMktDepth(contracts[symbol], numRows=20, isSmartDepth=False)
-        for symbol in BARS:
-            ib.reqHistoricalData(
-                contracts[symbol], "", "1 D", "1 min", "TRADES", False, 1, keepUpToDate=True
-            )
-        ib.sleep(1.0)
-        loaded = [measure(ib, proc.pid, args.seconds) for _ in range(args.repeats)]
-    finally:
-        ib.disconnect()
-        proc.terminate()
-        proc.wait(10)
+    with sim_cli("--rate", "100", "--depth-cap", "5") as (proc, port):
+        ib = IB()
+        try:
+            ib.connect("127.0.0.1", port, clientId=1, timeout=20)
+            idle = [measure(ib, proc.pid, args.seconds) for _ in range(args.repeats)]
+            contracts = {s: Stock(s, "SMART", "USD") for s in set(DEPTH) | set(BARS)}
+            ib.qualifyContracts(*contracts.values())
+            for symbol in DEPTH:
+                ib.reqMktDepth(contracts[symbol], numRows=20, isSmartDepth=False)
+            for symbol in BARS:
+                ib.reqHistoricalData(
+                    contracts[symbol], "", "1 D", "1 min", "TRADES", False, 1, keepUpToDate=True
+                )
+            ib.sleep(1.0)
+            loaded = [measure(ib, proc.pid, args.seconds) for _ in range(args.repeats)]
+        finally:
+            ib.disconnect()
     print(f"sim CPU, {args.repeats} x {args.seconds:.0f} s, % of one core")
     print(f"{'run':<44}{'median':>8}{'min':>8}{'max':>8}{'msg/s':>10}")
     for name, runs in (

@@ -15,12 +15,11 @@ import os
 import socket
 import statistics
 import struct
-import subprocess
-import sys
 import threading
 import time
 
-CLOCK = "2025-07-30T16:30:00-04:00"
+from simcli import cpu_s, sim_cli
+
 TSLA_CON_ID = 76792991
 
 
@@ -64,31 +63,6 @@ def read_for(
     return messages, time.perf_counter() - start
 
 
-def start_sim() -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ibdesk",
-            "sim",
-            "--port",
-            "0",
-            "--clock",
-            CLOCK,
-            "--rate",
-            "5000000",
-            "--symbols",
-            "TSLA",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "IBDESK_SIM_SEED": "7"},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    return proc, int(line.rsplit(":", 1)[1])
-
-
 def subscribe(port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -118,13 +92,6 @@ def subscribe(port: int) -> socket.socket:
         )
     )
     return sock
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sim_run(port: int, pid: int, seconds: float, keep: bytearray | None) -> tuple[float, float]:
@@ -173,8 +140,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    proc, port = start_sim()
-    try:
+    with sim_cli("--rate", "5000000", "--symbols", "TSLA") as (proc, port):
         captured = bytearray()
         runs = [
             sim_run(port, proc.pid, args.seconds, captured if i == 0 else None)
@@ -190,9 +156,6 @@ def main() -> None:
                 break
             cut = nxt
         raw_rates = [raw_run(sample[:cut], args.seconds) for _ in range(args.repeats)]
-    finally:
-        proc.terminate()
-        proc.wait(10)
     print(f"depth stream, 1 reader, TSLA x 20 rows, {args.repeats} x {args.seconds:.0f} s")
     print(f"{'run':<28}{'median msg/s':>14}{'min':>12}{'max':>12}")
     for name, rates in (("ibdesk sim (depth stream)", sim_rates), ("raw loopback copy", raw_rates)):
