@@ -181,7 +181,7 @@ class _OpenGap:
 class _State:
     listeners: list[Listener] = field(default_factory=list)
     data_listeners: list[DataListener] = field(default_factory=list)
-    routes: dict[str, tuple[int, Route]] = field(default_factory=dict)  # by subscription key
+    routes: dict[str, Route] = field(default_factory=dict)  # by subscription key
     gaps: dict[str, _OpenGap] = field(default_factory=dict)
     farm_broken: bool = False
     closing: bool = False
@@ -388,25 +388,26 @@ class IBConnection:
         sub.failed = None
         sub.last_data_s = self._monotonic_s()
         self._retire_route(sub)
-        symbol = sub.contract.symbol
         if sub.kind is SubscriptionKind.DEPTH:
             sub.ticker = self.ib.reqMktDepth(sub.contract, sub.num_rows, sub.is_smart)
-            req_id = self.ib.wrapper.ticker2ReqId["mktDepth"][sub.ticker]
-            route = self._feed.route_depth(req_id, sub.key, symbol, is_smart=sub.is_smart)
-            self._state.routes[sub.key] = (req_id, route)
         elif sub.kind is SubscriptionKind.MARKET_DATA:
             sub.ticker = self.ib.reqMktData(sub.contract, sub.generic_ticks)
         else:
             sub.ticker = self.ib.reqTickByTickData(sub.contract, sub.tick_type)
-            req_id = self.ib.wrapper.ticker2ReqId[sub.tick_type][sub.ticker]
-            route = self._feed.route_trades(req_id, sub.key, symbol)
-            self._state.routes[sub.key] = (req_id, route)
+        if sub.kind is not SubscriptionKind.MARKET_DATA:  # decoded into rows: route its id
+            req_id = self.ib.wrapper.ticker2ReqId[_req_kind(sub)][sub.ticker]
+            symbol = sub.contract.symbol
+            self._state.routes[sub.key] = (
+                self._feed.route_depth(req_id, sub.key, symbol, is_smart=sub.is_smart)
+                if sub.kind is SubscriptionKind.DEPTH
+                else self._feed.route_trades(req_id, sub.key, symbol)
+            )
         api_log.debug("requested %s (generation %s)", sub.key, sub.generation)
 
     def _retire_route(self, sub: Subscription) -> None:
-        held = self._state.routes.pop(sub.key, None)
-        if held is not None:
-            self._feed.retire(held[0])
+        route = self._state.routes.pop(sub.key, None)
+        if route is not None:
+            self._feed.retire(route.req_id)
 
     def _cancel(self, sub: Subscription) -> None:
         self._retire_route(sub)
@@ -483,8 +484,7 @@ class IBConnection:
                 listener(rows)
         now = self._monotonic_s()
         for route, _rows in batches:
-            held = self._state.routes.get(route.key)
-            if held is None or held[1] is not route:
+            if self._state.routes.get(route.key) is not route:
                 continue  # the tail of a replaced request is not fresh data
             self._fresh(route.key, now)
 

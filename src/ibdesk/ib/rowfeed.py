@@ -66,6 +66,7 @@ class Route:
 
     key: str
     symbol: str
+    req_id: int
     is_smart: bool = False
     rows: list[Row] = field(default_factory=list)
 
@@ -90,16 +91,15 @@ class RowFeed:
 
     def route_depth(self, req_id: int, key: str, symbol: str, *, is_smart: bool) -> Route:
         """Send `req_id`'s depth messages to a new route."""
-        route = Route(key, symbol, is_smart)
-        self._depth[req_id] = route
-        self._retired.discard(req_id)
-        return route
+        return self._add(self._depth, Route(key, symbol, req_id, is_smart))
 
     def route_trades(self, req_id: int, key: str, symbol: str) -> Route:
         """Send `req_id`'s tick-by-tick Last/AllLast prints to a new route."""
-        route = Route(key, symbol)
-        self._trades[req_id] = route
-        self._retired.discard(req_id)
+        return self._add(self._trades, Route(key, symbol, req_id))
+
+    def _add(self, routes: dict[int, Route], route: Route) -> Route:
+        routes[route.req_id] = route
+        self._retired.discard(route.req_id)
         return route
 
     def retire(self, req_id: int) -> None:
