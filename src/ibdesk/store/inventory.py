@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ibdesk.calendar import Session, xnys
+from ibdesk.calendar import Session, to_et, xnys
 from ibdesk.errors import UserInputError
 from ibdesk.store import layout
 from ibdesk.store.bars import bar_size_seconds, normalize_bar_size
@@ -174,10 +173,7 @@ def missing_sessions(sessions: list[date], have: set[date]) -> tuple[date, ...]:
 
 def _et_offset_ns(ts_ns: int) -> int:
     """UTC minus ET wall time at `ts_ns` (4 h in summer, 5 h in winter)."""
-    moment = datetime.fromtimestamp(ts_ns / NS_PER_S, tz=UTC).astimezone(
-        ZoneInfo("America/New_York")
-    )
-    offset = moment.utcoffset()
+    offset = to_et(ts_ns).utcoffset()
     assert offset is not None
     return -int(offset.total_seconds()) * NS_PER_S
 
