@@ -117,6 +117,21 @@ def test_legacy_concurrency_used_when_max_workers_unset(monkeypatch: pytest.Monk
     assert load_settings().backfill_workers == 6
 
 
+def test_generic_max_workers_caps_backfill_when_its_own_settings_are_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAX_WORKERS", "3")
+    assert load_settings().backfill_workers == 3
+    monkeypatch.setenv("L2_BACKFILL_CONCURRENCY", "2")
+    assert load_settings().backfill_workers == 2
+
+
+def test_excel_engine_other_than_openpyxl_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXCEL_ENGINE", "xlrd")
+    with pytest.raises(ConfigError, match="EXCEL_ENGINE"):
+        load_settings()
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [

@@ -140,12 +140,20 @@ class Settings(BaseSettings):
     )
 
     # Storage and generic limits
-    default_data_format: Literal["parquet"] = Field("parquet", description="storage format")
-    backup_format: Literal["csv"] = Field("csv", description="backup export format")
-    excel_engine: str = Field("openpyxl", description="Excel reader")
-    max_workers: int = Field(4, ge=1, description="generic worker limit")
-    chunk_size: int = Field(1000, ge=1, description="generic chunk size")
-    cache_size_mb: int = Field(512, ge=0, description="cache size, MB")
+    default_data_format: Literal["parquet"] = Field(
+        "parquet", description="storage format (parquet only; kept for compatibility)"
+    )
+    backup_format: Literal["csv"] = Field(
+        "csv", description="format of `data export` backups (csv)"
+    )
+    excel_engine: Literal["openpyxl"] = Field(
+        "openpyxl", description="Excel reader (openpyxl is the one supported)"
+    )
+    max_workers: int = Field(
+        4, ge=1, description="worker cap when a command's own setting is unset (backfill)"
+    )
+    chunk_size: int = Field(1000, ge=1, description="accepted for compatibility; ignored")
+    cache_size_mb: int = Field(512, ge=0, description="accepted for compatibility; ignored")
 
     # Databento backfill
     databento_enable_backfill: bool = Field(
@@ -210,8 +218,8 @@ class Settings(BaseSettings):
 
     @property
     def backfill_workers(self) -> int:
-        """L2_MAX_WORKERS, else the legacy L2_BACKFILL_CONCURRENCY, else 4."""
-        return self.l2_max_workers or self.l2_backfill_concurrency or 4
+        """L2_MAX_WORKERS, else the legacy L2_BACKFILL_CONCURRENCY, else MAX_WORKERS (4)."""
+        return self.l2_max_workers or self.l2_backfill_concurrency or self.max_workers
 
     def secret(self, name: str) -> str:
         """The clear value of a secret, for the one place that must send it (login, vendor)."""

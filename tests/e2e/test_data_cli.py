@@ -9,6 +9,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import openpyxl
+import pytest
 from jsonschema import Draft202012Validator
 
 from ibdesk.store import layout
@@ -196,6 +197,24 @@ def test_migrate_excel_end_to_end(data_root: Path, tmp_path: Path) -> None:
     assert "row 5" in again.stderr
     stored = read_data(data_root / "bars/TSLA/1_min/2024-01-02.parquet")
     assert stored.num_rows == 3
+
+
+def test_migrate_excel_without_paths_reads_the_files_folder(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = tmp_path / "Files"
+    files.mkdir()
+    _excel(
+        files / "TSLA.xlsx",
+        [["Date", "Open", "High", "Low", "Close"], [datetime(2024, 1, 2, 9, 35), 1, 2, 0.5, 1]],
+    )
+    monkeypatch.setenv("FILES_PATH", str(files))
+
+    result = invoke(["data", "migrate-excel", "--json"])
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["rows_converted"] == 1
+    assert read_data(data_root / "bars/TSLA/1_min/2024-01-02.parquet").num_rows == 1
 
 
 def test_migrate_excel_missing_path_exits_2_and_writes_nothing(

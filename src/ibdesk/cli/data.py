@@ -332,8 +332,8 @@ def _render_migration(report: migrate.MigrationReport) -> None:
 @data_app.command("migrate-excel")
 @output_schema(migrate.migration_json_schema())
 def migrate_excel_command(
-    paths: list[Path] = typer.Argument(
-        ..., help="Excel files (.xlsx/.xlsm) or folders holding them."
+    paths: list[Path] | None = typer.Argument(
+        None, help="Excel files (.xlsx/.xlsm) or folders holding them; default FILES_PATH."
     ),
     bar_size: str = typer.Option(
         "1 min", "--bar-size", help="IB bar size of the bars in the files."
@@ -357,7 +357,12 @@ def migrate_excel_command(
     """
     settings = runtime.start(verbose=verbose)
     report = migrate.migrate_excel(
-        paths, settings.data_root, bar_size=bar_size, symbol=symbol, tz=tz, dry_run=dry_run
+        paths or [settings.files_path],
+        settings.data_root,
+        bar_size=bar_size,
+        symbol=symbol,
+        tz=tz,
+        dry_run=dry_run,
     )
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
