@@ -35,3 +35,9 @@ class WorkFailedError(IbdeskError):
 
 class GatewayUnavailableError(WorkFailedError):
     """No IB gateway answered; the message says which ports were tried and how to start one."""
+
+
+class StopRequestedError(IbdeskError):
+    """SIGINT or SIGTERM asked a command to stop; it cleaned up first: exit code 130."""
+
+    exit_code = 130
