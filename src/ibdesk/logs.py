@@ -1,8 +1,11 @@
 """Logging: the four log files of SPEC.md plus rich console output, with secrets masked.
 
-`trading.log` gets everything (rotating), `error.log` WARNING and above, `api.log` the IB
-API traffic (loggers `ibdesk.api` and `ib_async`), `performance.log` timings (logger
-`ibdesk.performance`). Every handler carries a `SecretMaskFilter`, so a secret that slips
+`trading.log` gets everything (rotating), `error.log` ibdesk's WARNING and above, `api.log`
+the IB API traffic (loggers `ibdesk.api` and `ib_async`), `performance.log` timings (logger
+`ibdesk.performance`). ib_async's own messages (its "API connection failed" and "Make sure
+API port on TWS/IBG is open" ERROR lines among them) stay in api.log and trading.log:
+ibdesk reports what they mean in its own words, so neither the console (unless
+`--verbose`) nor error.log repeats them. Every handler carries a `SecretMaskFilter`, so a secret that slips
 into a message or an exception is written as `***`.
 """
 
@@ -59,16 +62,29 @@ class _NameFilter(logging.Filter):
         return record.name.startswith(self.prefixes)
 
 
+THIRD_PARTY_API_LOGGERS = ("ib_async",)
+
+
 class _QuietThirdParty(logging.Filter):
-    """Keeps API traffic and timings (and ib_async's chatter) off the console below WARNING.
+    """Keeps ib_async off the console at every level, and ibdesk's API traffic and timings
+    below WARNING.
 
     They still reach api.log, performance.log and trading.log; `--verbose` shows them.
     """
 
-    PREFIXES = ("ib_async", "ibdesk.api", PERFORMANCE_LOGGER)
+    PREFIXES = ("ibdesk.api", PERFORMANCE_LOGGER)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(THIRD_PARTY_API_LOGGERS):
+            return False
         return record.levelno >= logging.WARNING or not record.name.startswith(self.PREFIXES)
+
+
+class _NotThirdPartyApi(logging.Filter):
+    """error.log is for ibdesk's warnings and errors, not ib_async's connection chatter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(THIRD_PARTY_API_LOGGERS)
 
 
 def _file_handler(path: Path, level: int, secrets: SecretMaskFilter) -> logging.Handler:
@@ -101,7 +117,9 @@ def setup_logging(settings: Settings, *, verbose: bool = False, console: bool = 
     try:
         logs_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(_file_handler(logs_dir / "trading.log", logging.DEBUG, secrets))
-        handlers.append(_file_handler(logs_dir / "error.log", logging.WARNING, secrets))
+        errors = _file_handler(logs_dir / "error.log", logging.WARNING, secrets)
+        errors.addFilter(_NotThirdPartyApi())
+        handlers.append(errors)
         api = _file_handler(logs_dir / "api.log", logging.DEBUG, secrets)
         api.addFilter(_NameFilter(API_LOGGERS))
         handlers.append(api)
