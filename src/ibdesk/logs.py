@@ -5,8 +5,8 @@ the IB API traffic (loggers `ibdesk.api` and `ib_async`), `performance.log` timi
 `ibdesk.performance`). ib_async's own messages (its "API connection failed" and "Make sure
 API port on TWS/IBG is open" ERROR lines among them) stay in api.log and trading.log:
 ibdesk reports what they mean in its own words, so neither the console (unless
-`--verbose`) nor error.log repeats them. Every handler carries a `SecretMaskFilter`, so a secret that slips
-into a message or an exception is written as `***`.
+`--verbose`) nor error.log repeats them. Every handler carries a `SecretMaskFilter`, so a
+secret that slips into a message or an exception is written as `***`.
 """
 
 from __future__ import annotations

@@ -94,6 +94,59 @@ def test_live_needs_confirmation_before_connecting(sim: Any, data_root: Path) ->
     assert "IBDESK_CONFIRM_LIVE" in env_live.stderr
 
 
+def test_confirmed_live_run_works_end_to_end(sim: Any, data_root: Path) -> None:
+    env = {"IB_PAPER_TRADING": "0", "IBDESK_CONFIRM_LIVE": "yes"}
+    result = invoke(["run", "--port", str(sim.port), "--symbols", "AAPL", "--json"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["live"] is True
+    assert summary["source"] == "sim"  # labelled by what answered, never as IBKR
+    assert summary["symbols"]["AAPL"]["bars"] > 0
+    assert _bars(data_root, "AAPL").num_rows == summary["symbols"]["AAPL"]["bars"]
+    assert len(list((data_root / "runs").glob("*.json"))) == 1
+
+
+def test_rvol_is_filled_from_previous_sessions_fetched_once(sim: Any, data_root: Path) -> None:
+    first = json.loads(_run(sim, "--symbols", "AAPL", "--rth-only", "--json").stdout)
+    aapl = first["symbols"]["AAPL"]
+    assert isinstance(aapl["indicators"]["rvol"], float)
+    assert aapl["rvol_sessions"] == {"stored": 0, "fetched": 10}
+    assert len(list((data_root / "bars" / "AAPL" / "1_min").glob("*.parquet"))) == 11
+    second = json.loads(_run(sim, "--symbols", "AAPL", "--rth-only", "--json").stdout)
+    again = second["symbols"]["AAPL"]
+    assert again["rvol_sessions"] == {"stored": 10, "fetched": 0}
+    assert second["historical_requests"] == 2  # the session's bars and the daily bars only
+    assert first["historical_requests"] > second["historical_requests"]
+    assert again["indicators"]["rvol"] == aapl["indicators"]["rvol"]
+
+
+def test_no_gateway_prints_only_ibdesks_one_line(isolated_workdir: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "RETRY_ATTEMPTS": "1", "LOGS_PATH": str(isolated_workdir / "logs")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ibdesk", "run", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=isolated_workdir,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("ibdesk: error: no IB gateway answered")
+    api_log = (isolated_workdir / "logs" / "api.log").read_text(encoding="utf-8")
+    assert "Make sure API port on TWS/IBG is open" in api_log
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def test_unreachable_gateway_says_which_ports_and_how_to_start_one() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -142,6 +195,7 @@ def test_sim_flag_starts_and_stops_its_own_simulator(isolated_workdir: Path) -> 
     summary = json.loads(proc.stdout)
     assert summary["source"] == "sim"
     assert summary["symbols"]["AAPL"]["bars"] == 390
+    assert isinstance(summary["symbols"]["AAPL"]["indicators"]["rvol"], float)
     assert summary["gateway"].startswith("sim 127.0.0.1:")
     port = int(summary["gateway"].split(":")[1].split()[0])
     assert port not in (4001, 4002, 7496, 7497)
