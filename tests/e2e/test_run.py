@@ -94,6 +94,29 @@ def test_live_needs_confirmation_before_connecting(sim: Any, data_root: Path) ->
     assert "IBDESK_CONFIRM_LIVE" in env_live.stderr
 
 
+def test_confirmed_live_run_completes_against_the_sim(sim: Any, data_root: Path) -> None:
+    result = invoke(
+        ["run", "--port", str(sim.port), "--symbols", "AAPL", "--json"],
+        env={"IB_PAPER_TRADING": "0", "IBDESK_CONFIRM_LIVE": "yes"},
+    )
+
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["source"] == "sim"
+    assert summary["symbols"]["AAPL"]["bars"] > 0
+    assert _bars(data_root, "AAPL").num_rows == summary["symbols"]["AAPL"]["bars"]
+
+
+def test_confirmed_live_flag_completes_against_the_sim(sim: Any, data_root: Path) -> None:
+    result = invoke(
+        ["run", "--port", str(sim.port), "--symbols", "AAPL", "--live", "--json"],
+        env={"IBDESK_CONFIRM_LIVE": "yes"},
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["symbols"]["AAPL"]["bars"] > 0
+
+
 def test_unreachable_gateway_says_which_ports_and_how_to_start_one() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
