@@ -65,6 +65,22 @@ def test_rerun_adds_no_duplicates_and_signals_are_deterministic(sim: Any, data_r
     assert signals.num_rows == len(first["symbols"]["NVDA"]["signals"])
 
 
+def test_rvol_uses_previous_sessions_fetched_once_then_read_from_the_store(
+    sim: Any, data_root: Path
+) -> None:
+    first = json.loads(_run(sim, "--symbols", "AAPL", "--json").stdout)["symbols"]["AAPL"]
+    second = json.loads(_run(sim, "--symbols", "AAPL", "--json").stdout)["symbols"]["AAPL"]
+
+    assert first["rvol_sessions"] == 10
+    assert first["rvol_sessions_fetched"] == 10
+    assert isinstance(first["indicators"]["rvol"], float)
+    assert first["indicators"]["rvol"] > 0
+    assert second["rvol_sessions"] == 10
+    assert second["rvol_sessions_fetched"] == 0
+    assert second["indicators"]["rvol"] == first["indicators"]["rvol"]
+    assert len(list((data_root / "bars" / "AAPL" / "1_min").glob("*.parquet"))) == 11
+
+
 def test_no_save_writes_nothing(sim: Any, data_root: Path) -> None:
     result = _run(sim, "--symbols", "AAPL", "--no-save")
     assert result.exit_code == 0, result.stderr
@@ -127,6 +143,31 @@ def test_unreachable_gateway_says_which_ports_and_how_to_start_one() -> None:
     assert "ibdesk gateway start" in result.stderr
     assert "--sim" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unreachable_gateway_prints_only_ibdesks_line_and_logs_ib_async_chatter(
+    isolated_workdir: Path,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "RETRY_ATTEMPTS": "1", "CONNECTION_TIMEOUT": "2"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ibdesk", "run", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ibdesk: error: no IB gateway answered")
+    api_log = (isolated_workdir / "logs" / "api.log").read_text(encoding="utf-8")
+    assert "Make sure API port on TWS/IBG is open" in api_log
 
 
 def test_bad_duration_is_bad_input() -> None:
