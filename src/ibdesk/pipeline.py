@@ -13,8 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock_time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,12 +29,11 @@ from ibdesk.ib.connection import ConnectionConfig, IBConnection
 from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
 from ibdesk.ib.durations import parse_bar_size, parse_duration
 from ibdesk.ib.requests import BarsRequest, HistoricalClient, HistoricalDataError
-from ibdesk.signals.indicators import compute_indicators, previous_closes, sessions_before
+from ibdesk.signals.indicators import compute_indicators, previous_closes
 from ibdesk.signals.rules import SignalConfig, signals_from_indicators, signals_to_table
 from ibdesk.store import layout
-from ibdesk.store.bars import et_days, is_intraday, split_by_et_day, store_bars
+from ibdesk.store.bars import store_bars
 from ibdesk.store.parquet import write_json_atomic, write_table_atomic
-from ibdesk.store.readers import read_data
 
 log = logging.getLogger(__name__)
 ET = ZoneInfo("America/New_York")
@@ -43,6 +41,7 @@ perf_log = logging.getLogger("ibdesk.performance")
 
 STAGES = ("gateway", "qualify", "bars", "store", "signals", "cleanup")
 DAILY_BAR_SIZE = "1 day"
+DAILY_DURATION = "10 D"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +78,6 @@ class SymbolResult:
     signals: list[dict[str, Any]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     error: str | None = None
-    rvol_sessions: int = 0
-    rvol_sessions_fetched: int = 0
 
 
 @dataclass(slots=True)
@@ -121,8 +118,6 @@ class RunSummary:
                     "signals": r.signals,
                     "files": r.files,
                     "error": r.error,
-                    "rvol_sessions": r.rvol_sessions,
-                    "rvol_sessions_fetched": r.rvol_sessions_fetched,
                 }
                 for s, r in self.symbols.items()
             },
@@ -130,61 +125,6 @@ class RunSummary:
 
 
 Progress = Callable[[str, str], None]
-
-
-@dataclass(slots=True)
-class _History:
-    """The sessions before the requested bars that time-of-day RVOL compares with."""
-
-    bars: pa.Table | None = None
-    fetched: pa.Table | None = None
-    sessions: int = 0
-    fetched_sessions: int = 0
-
-
-async def _rvol_history(
-    client: HistoricalClient,
-    root: Path,
-    config: RunConfig,
-    contract: Contract,
-    symbol: str,
-    intraday: pa.Table,
-    daily: pa.Table,
-) -> _History:
-    """Bars of the `rvol_lookback_days` sessions before `intraday`'s first day: read from
-    the store where a day is stored, the missing ones fetched once (one paced request
-    spanning them), so a second run asks the gateway for nothing more than the run itself.
-    """
-    if intraday.num_rows == 0 or not is_intraday(config.bar_size):
-        return _History()
-    first_day = et_days(intraday.column("ts"))[0].as_py()
-    wanted = sessions_before(daily, first_day, config.signals.indicators.rvol_lookback_days)
-    tables: list[pa.Table] = []
-    missing: list[date] = []
-    for day in wanted:
-        path = layout.bars_path(root, symbol, config.bar_size, day)
-        if path.exists():
-            tables.append(read_data(path).select(intraday.schema.names).cast(intraday.schema))
-        else:
-            missing.append(day)
-    fetched: pa.Table | None = None
-    if missing:
-        span = wanted[wanted.index(missing[0]) : wanted.index(missing[-1]) + 1]
-        end = datetime.combine(missing[-1] + timedelta(days=1), clock_time(0), ET).astimezone(UTC)
-        request = BarsRequest(
-            contract, f"{len(span)} D", config.bar_size, "TRADES", config.use_rth, end_utc=end
-        )
-        by_day = split_by_et_day(await client.fetch_bars(request))
-        got = [by_day[day].cast(intraday.schema) for day in missing if day in by_day]
-        if got:
-            fetched = pa.concat_tables(got)
-            tables.extend(got)
-    if not tables:
-        return _History()
-    history = pa.concat_tables(tables).sort_by("ts")
-    days = len(set(et_days(history.column("ts")).to_pylist()))
-    fetched_days = 0 if fetched is None else len(set(et_days(fetched.column("ts")).to_pylist()))
-    return _History(history, fetched, days, fetched_days)
 
 
 def _latest_indicators(frame: pl.DataFrame, cfg: SignalConfig) -> dict[str, float | None]:
@@ -274,12 +214,8 @@ async def run(
         client = HistoricalClient(conn.ib)
         bars: dict[str, pa.Table] = {}
         daily: dict[str, pa.Table] = {}
-        history: dict[str, _History] = {}
         report("bars", f"{len(contracts)} symbol(s): {config.duration} of {config.bar_size} bars")
         done = 0
-
-        # The previous close, and the sessions time-of-day RVOL compares the day with.
-        daily_duration = f"{config.signals.indicators.rvol_lookback_days + 1} D"
 
         async def fetch(symbol: str, contract: Contract) -> None:
             """One symbol's bars; symbols run concurrently through the one pacing scheduler."""
@@ -291,10 +227,7 @@ async def run(
                     )
                 )
                 daily[symbol] = await client.fetch_bars(
-                    BarsRequest(contract, daily_duration, DAILY_BAR_SIZE, "TRADES", True)
-                )
-                history[symbol] = await _rvol_history(
-                    client, settings.data_root, config, contract, symbol, intraday, daily[symbol]
+                    BarsRequest(contract, DAILY_DURATION, DAILY_BAR_SIZE, "TRADES", True)
                 )
                 bars[symbol] = intraday
                 text = f"{intraday.num_rows:,} bars"
@@ -327,9 +260,6 @@ async def run(
                 meta = {"source": summary.source}
                 writes = store_bars(settings.data_root, config.bar_size, table, meta)
                 writes += store_bars(settings.data_root, DAILY_BAR_SIZE, daily[symbol], meta)
-                fetched = history[symbol].fetched
-                if fetched is not None:
-                    writes += store_bars(settings.data_root, config.bar_size, fetched, meta)
                 result.files.extend(str(w.path) for w in writes)
         stage_done("store")
 
@@ -339,19 +269,10 @@ async def run(
             if table.num_rows == 0:
                 continue
             first_ts = table.column("ts")[0].as_py()
-            past = history[symbol]
-            result.rvol_sessions = past.sessions
-            result.rvol_sessions_fetched = past.fetched_sessions
-            full = table if past.bars is None else pa.concat_tables([past.bars, table])
-            data_start = full.column("ts")[0].as_py()
-            previous_close = (
-                previous_closes(daily[symbol], data_start.astimezone(ET).date()) or None
-            )
-            frame = compute_indicators(full, config.signals.indicators, previous_close)
+            previous_close = previous_closes(daily[symbol], first_ts.astimezone(ET).date()) or None
+            frame = compute_indicators(table, config.signals.indicators, previous_close)
             result.indicators = _latest_indicators(frame, config.signals)
-            signals = [
-                s for s in signals_from_indicators(frame, config.signals) if s.ts >= first_ts
-            ]
+            signals = signals_from_indicators(frame, config.signals)
             result.signals = [
                 {
                     "ts": s.ts.isoformat(),

@@ -65,22 +65,6 @@ def test_rerun_adds_no_duplicates_and_signals_are_deterministic(sim: Any, data_r
     assert signals.num_rows == len(first["symbols"]["NVDA"]["signals"])
 
 
-def test_rvol_uses_previous_sessions_fetched_once_then_read_from_the_store(
-    sim: Any, data_root: Path
-) -> None:
-    first = json.loads(_run(sim, "--symbols", "AAPL", "--json").stdout)["symbols"]["AAPL"]
-    second = json.loads(_run(sim, "--symbols", "AAPL", "--json").stdout)["symbols"]["AAPL"]
-
-    assert first["rvol_sessions"] == 10
-    assert first["rvol_sessions_fetched"] == 10
-    assert isinstance(first["indicators"]["rvol"], float)
-    assert first["indicators"]["rvol"] > 0
-    assert second["rvol_sessions"] == 10
-    assert second["rvol_sessions_fetched"] == 0
-    assert second["indicators"]["rvol"] == first["indicators"]["rvol"]
-    assert len(list((data_root / "bars" / "AAPL" / "1_min").glob("*.parquet"))) == 11
-
-
 def test_no_save_writes_nothing(sim: Any, data_root: Path) -> None:
     result = _run(sim, "--symbols", "AAPL", "--no-save")
     assert result.exit_code == 0, result.stderr

@@ -12,7 +12,6 @@ from ibdesk.signals.indicators import (
     compute_indicators,
     daily_gaps,
     previous_closes,
-    sessions_before,
     to_frame,
     with_atr,
     with_ema,
@@ -202,22 +201,3 @@ def test_previous_closes_from_daily_bars() -> None:
     assert previous_closes(daily, date(2024, 3, 5)) == {"AAPL": 100.0}
     assert previous_closes(daily, date(2024, 3, 1)) == {}
     assert previous_closes(make_bars([]), date(2024, 3, 5)) == {}
-
-
-def test_sessions_before_are_the_last_trading_days_strictly_before_oldest_first() -> None:
-    daily = make_bars(
-        [
-            flat("2024-02-29 00:00", 97),
-            flat("2024-03-01 00:00", 98),
-            flat("2024-03-04 00:00", 100),  # Monday after a weekend
-            flat("2024-03-05 00:00", 105),  # the session itself: not before it
-        ]
-    )
-    assert sessions_before(daily, date(2024, 3, 5), 2) == [date(2024, 3, 1), date(2024, 3, 4)]
-    assert sessions_before(daily, date(2024, 3, 5), 10) == [
-        date(2024, 2, 29),
-        date(2024, 3, 1),
-        date(2024, 3, 4),
-    ]
-    assert sessions_before(daily, date(2024, 2, 29), 3) == []
-    assert sessions_before(make_bars([]), date(2024, 3, 5), 3) == []

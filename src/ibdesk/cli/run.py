@@ -58,14 +58,6 @@ _OUTPUT_SCHEMA = {
                     },
                     "files": {"type": "array", "items": {"type": "string"}},
                     "error": {"type": ["string", "null"]},
-                    "rvol_sessions": {
-                        "type": "integer",
-                        "description": "previous sessions RVOL compared with (store or fetched)",
-                    },
-                    "rvol_sessions_fetched": {
-                        "type": "integer",
-                        "description": "of those, sessions fetched by this run (0 = all stored)",
-                    },
                 },
                 "required": ["bars", "signals", "error"],
             },
@@ -120,17 +112,6 @@ def _render(summary: pipeline.RunSummary) -> None:
             runtime.stdout.print(f"  {when} {signal['symbol']} {side:4} {name}: {signal['reason']}")
     if summary.summary_path is not None:
         runtime.stdout.print(f"run summary: {summary.summary_path}")
-        root = summary.summary_path.parent.parent
-        runtime.stdout.print(
-            f"files: bars in {root / 'bars'}, signals in {root / 'signals'}; "
-            f'query them with `ibdesk data query "SELECT * FROM bars LIMIT 5"`'
-        )
-    first = next(iter(summary.symbols), "AAPL")
-    sim_flag = " --sim" if summary.source == "sim" else ""
-    runtime.stdout.print(
-        f"next: `ibdesk record-depth -s {first} -d 1{sim_flag}` records a minute of its book, "
-        f"then `ibdesk analyze-depth -s {first}` measures it"
-    )
     if summary.failed:
         runtime.stderr.print(f"[red]failed:[/] {', '.join(summary.failed)}")
 

@@ -224,28 +224,6 @@ def previous_closes(daily_bars: pa.Table | pl.DataFrame, before: date) -> dict[s
     return dict(zip(last.get_column("symbol"), last.get_column("close"), strict=True))
 
 
-def sessions_before(daily_bars: pa.Table | pl.DataFrame, before: date, count: int) -> list[date]:
-    """The last `count` trading days of the daily bars dated strictly before `before`, oldest
-    first: the previous sessions that time-of-day RVOL compares a day with. Dates as in
-    `previous_closes`."""
-    frame = (
-        daily_bars
-        if isinstance(daily_bars, pl.DataFrame)
-        else pl.DataFrame(pl.from_arrow(daily_bars))
-    )
-    if frame.height == 0 or count < 1:
-        return []
-    days = (
-        frame.select(pl.col("ts").dt.convert_time_zone("UTC").dt.date().alias("day"))
-        .filter(pl.col("day") < before)
-        .unique()
-        .sort("day")
-        .get_column("day")
-        .to_list()
-    )
-    return days[-count:]
-
-
 def with_gap(
     bars: pa.Table | pl.DataFrame, previous_close: Mapping[str, float] | None = None
 ) -> pl.DataFrame:
