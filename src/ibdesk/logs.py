@@ -1,4 +1,4 @@
-"""Logging: the four log files of SPEC.md plus rich console output, with secrets masked.
+"""Logging: the four log files (README: Logs) plus rich console output, with secrets masked.
 
 `trading.log` gets everything (rotating), `error.log` WARNING and above, `api.log` the IB
 API traffic (loggers `ibdesk.api` and `ib_async`), `performance.log` timings (logger
