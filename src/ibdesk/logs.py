@@ -1,12 +1,9 @@
-"""Logging: the four log files of SPEC.md plus rich console output, with secrets masked.
+"""Logging: the four log files (README: Logs) plus rich console output, with secrets masked.
 
-`trading.log` gets everything (rotating), `error.log` ibdesk's WARNING and above, `api.log`
-the IB API traffic (loggers `ibdesk.api` and `ib_async`), `performance.log` timings (logger
-`ibdesk.performance`). ib_async's own messages (its "API connection failed" and "Make sure
-API port on TWS/IBG is open" ERROR lines among them) stay in api.log and trading.log:
-ibdesk reports what they mean in its own words, so neither the console (unless
-`--verbose`) nor error.log repeats them. Every handler carries a `SecretMaskFilter`, so a
-secret that slips into a message or an exception is written as `***`.
+`trading.log` gets everything (rotating), `error.log` WARNING and above, `api.log` the IB
+API traffic (loggers `ibdesk.api` and `ib_async`), `performance.log` timings (logger
+`ibdesk.performance`). Every handler carries a `SecretMaskFilter`, so a secret that slips
+into a message or an exception is written as `***`.
 """
 
 from __future__ import annotations
@@ -62,29 +59,21 @@ class _NameFilter(logging.Filter):
         return record.name.startswith(self.prefixes)
 
 
-THIRD_PARTY_API_LOGGERS = ("ib_async",)
-
-
 class _QuietThirdParty(logging.Filter):
-    """Keeps ib_async off the console at every level, and ibdesk's API traffic and timings
-    below WARNING.
-
-    They still reach api.log, performance.log and trading.log; `--verbose` shows them.
+    """Keeps ib_async's own chatter off the console at every level, and ibdesk's API traffic
+    and timings below WARNING: ibdesk says what went wrong in its own words (one line), so
+    ib_async's "API connection failed" / "Make sure API port ..." retries and its `Error 200`
+    lines would only repeat it. They still reach api.log, error.log and trading.log;
+    `--verbose` shows them.
     """
 
+    THIRD_PARTY = ("ib_async",)
     PREFIXES = ("ibdesk.api", PERFORMANCE_LOGGER)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith(THIRD_PARTY_API_LOGGERS):
+        if record.name.startswith(self.THIRD_PARTY):
             return False
         return record.levelno >= logging.WARNING or not record.name.startswith(self.PREFIXES)
-
-
-class _NotThirdPartyApi(logging.Filter):
-    """error.log is for ibdesk's warnings and errors, not ib_async's connection chatter."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.name.startswith(THIRD_PARTY_API_LOGGERS)
 
 
 def _file_handler(path: Path, level: int, secrets: SecretMaskFilter) -> logging.Handler:
@@ -117,9 +106,7 @@ def setup_logging(settings: Settings, *, verbose: bool = False, console: bool = 
     try:
         logs_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(_file_handler(logs_dir / "trading.log", logging.DEBUG, secrets))
-        errors = _file_handler(logs_dir / "error.log", logging.WARNING, secrets)
-        errors.addFilter(_NotThirdPartyApi())
-        handlers.append(errors)
+        handlers.append(_file_handler(logs_dir / "error.log", logging.WARNING, secrets))
         api = _file_handler(logs_dir / "api.log", logging.DEBUG, secrets)
         api.addFilter(_NameFilter(API_LOGGERS))
         handlers.append(api)
