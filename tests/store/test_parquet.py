@@ -144,6 +144,21 @@ def test_compaction_merges_parts_into_the_final_file(folder: Path) -> None:
     assert _leftovers(folder) == []
 
 
+def test_compaction_sweeps_the_half_part_a_killed_writer_left(folder: Path) -> None:
+    final = folder / "f.parquet"
+    write_table_atomic(bars("A", utc(2024, 1, 2, 14), 2), part_path(final, 0))
+    half = part_path(final, 1).with_name(part_path(final, 1).name + ".tmp")
+    half.write_bytes(b"PAR1 half a file")
+    unrelated = folder / "g.part-0000.parquet.tmp"
+    unrelated.write_bytes(b"another file's write in flight")
+
+    compact_parts(final)
+
+    assert not half.exists()
+    assert unrelated.exists()  # only this logical file's leftovers are swept
+    assert pq.read_table(final).num_rows == 2
+
+
 def test_compaction_twice_is_the_same_as_once(folder: Path) -> None:
     final = folder / "f.parquet"
     for n in range(2):

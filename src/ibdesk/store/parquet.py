@@ -162,4 +162,7 @@ def compact_parts(final: Path) -> Path | None:
     write_table_atomic(table.replace_schema_metadata(meta), final)
     for part in parts:
         part.unlink(missing_ok=True)
+    # A writer killed mid-flush leaves `{stem}.part-NNNN.parquet.tmp`: never data, now stale.
+    for stale in final.parent.glob(f"{final.stem}.part-*.parquet{TMP_SUFFIX}"):
+        stale.unlink(missing_ok=True)
     return final
