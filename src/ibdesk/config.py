@@ -143,8 +143,10 @@ class Settings(BaseSettings):
     default_data_format: Literal["parquet"] = Field(
         "parquet", description="storage format (parquet only; kept for compatibility)"
     )
-    backup_format: Literal["csv"] = Field(
-        "csv", description="format of `data export` backups (csv)"
+    backup_format: Literal["csv", "parquet"] = Field(
+        "csv",
+        description="format of bars and signals in `data backup` (csv or parquet; "
+        "other files are copied as they are); `data export` always writes csv",
     )
     excel_engine: Literal["openpyxl"] = Field(
         "openpyxl", description="Excel reader (openpyxl is the one supported)"

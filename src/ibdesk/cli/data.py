@@ -10,7 +10,7 @@ import asyncio
 import io
 import json
 import math
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from ibdesk.cli.framework import new_app
 from ibdesk.describe import output_schema
 from ibdesk.errors import UserInputError
 from ibdesk.ib.session import open_session
+from ibdesk.status import backup as backup_mod
 from ibdesk.store import export as export_mod
 from ibdesk.store import inventory, migrate, query
 from ibdesk.store.bars import normalize_bar_size
@@ -284,6 +285,87 @@ def export_command(
     for item in report.failed:
         runtime.stderr.print(f"failed: {item.message}")
     if report.failed:
+        raise typer.Exit(1)
+
+
+# --- backup --------------------------------------------------------------------------
+
+
+def _parse_format(value: str | None, default: str) -> backup_mod.BackupFormat:
+    chosen = (value or default).strip().lower()
+    try:
+        return backup_mod.BackupFormat(chosen)
+    except ValueError:
+        allowed = ", ".join(f.value for f in backup_mod.BackupFormat)
+        raise UserInputError(f"bad --format {value!r}: expected {allowed}") from None
+
+
+@data_app.command("backup")
+@output_schema(backup_mod.backup_json_schema())
+def backup_command(
+    to: Path | None = typer.Option(None, "--to", help="Backup root (default ML_BACKUP_PATH)."),
+    fmt: str | None = typer.Option(
+        None,
+        "--format",
+        help="parquet (a byte mirror) or csv (bars and signals as CSV); default BACKUP_FORMAT.",
+    ),
+    since: str | None = typer.Option(
+        None, "--since", help="Only copy files modified on or after this day (UTC), YYYY-MM-DD."
+    ),
+    verify: bool = typer.Option(
+        False, "--verify", help="Copy nothing; re-hash both sides of the backup and report."
+    ),
+    prune: bool = typer.Option(
+        False, "--prune", help="Delete backup files whose source is gone from the data root."
+    ),
+    as_json: bool = JSON_FLAG,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Incremental mirror of the data root under the backup root's data/ folder.
+
+    Only new or changed files are copied (size, then hash); each atomically; a manifest
+    (backup_manifest.json) records them. Part files of a live recording and *.tmp files
+    are skipped. Nothing is deleted from the backup unless --prune. --verify exits 1
+    naming every mismatch; the next backup recopies broken backup files.
+    """
+    first = _parse_day(since, "--since")
+    settings = runtime.start(verbose=verbose)
+    chosen = _parse_format(fmt, settings.backup_format)
+    target_root = to or settings.ml_backup_path
+    if verify:
+        checked = backup_mod.verify_backup(settings.data_root, target_root)
+        if as_json:
+            typer.echo(json.dumps(checked.to_json(), indent=2))
+        else:
+            runtime.stdout.print(
+                f"verify {target_root}: {checked.checked} files checked, "
+                f"{len(checked.problems)} problems"
+            )
+        for problem in checked.problems:
+            runtime.stderr.print(f"mismatch: {problem.target}: {problem.problem.value}")
+        if checked.problems:
+            raise typer.Exit(1)
+        return
+    since_ns = (
+        int(datetime.combine(first, time(), tzinfo=UTC).timestamp() * 1_000_000_000)
+        if first
+        else None
+    )
+    report = backup_mod.run_backup(
+        settings.data_root, target_root, chosen, since_ns=since_ns, prune=prune
+    )
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        runtime.stdout.print(
+            f"backup to {target_root} ({chosen.value}): "
+            + " ".join(f"{o.value}={report.count(o)}" for o in backup_mod.Outcome)
+        )
+    for item in report.having(backup_mod.Outcome.WARNED):
+        runtime.stderr.print(f"warning: {item.message}")
+    for item in report.having(backup_mod.Outcome.FAILED):
+        runtime.stderr.print(f"failed: {item.message}")
+    if report.having(backup_mod.Outcome.FAILED):
         raise typer.Exit(1)
 
 
