@@ -16,18 +16,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import polars as pl
 import pyarrow as pa
 from ib_async import Contract
 
 from ibdesk.config import Settings
+from ibdesk.domain.bars import parse_bar_size, parse_duration
+from ibdesk.domain.hours import ET
 from ibdesk.errors import UserInputError
 from ibdesk.ib import gateway as lifecycle
 from ibdesk.ib.connection import ConnectionConfig, IBConnection
 from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
-from ibdesk.ib.durations import parse_bar_size, parse_duration
 from ibdesk.ib.requests import BarsRequest, HistoricalClient, HistoricalDataError
 from ibdesk.signals.indicators import compute_indicators, previous_closes
 from ibdesk.signals.rules import SignalConfig, signals_from_indicators, signals_to_table
@@ -36,7 +36,6 @@ from ibdesk.store.bars import store_bars
 from ibdesk.store.parquet import write_json_atomic, write_table_atomic
 
 log = logging.getLogger(__name__)
-ET = ZoneInfo("America/New_York")
 perf_log = logging.getLogger("ibdesk.performance")
 
 STAGES = ("gateway", "qualify", "bars", "store", "signals", "cleanup")
