@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import typer
@@ -163,11 +164,7 @@ def register(app: typer.Typer) -> None:
         is_live = confirm_live(
             settings, live_flag=live, is_terminal=runtime.is_terminal(), ask=input
         )
-        config = (
-            pipeline.RunConfig(**{**config.__dict__, "live": is_live})
-            if is_live != live
-            else config
-        )
+        config = dataclasses.replace(config, live=is_live)
         if runtime.is_terminal():
             with Progress(
                 SpinnerColumn(),
