@@ -24,11 +24,11 @@ BARS = ("TSLA", "AAPL", "NVDA", "AMD", "PLUG", "MSFT", "SPY", "QQQ", "SOFI", "NI
 
 def measure(ib: IB, pid: int, seconds: float) -> tuple[float, int]:
     """CPU % of one core used by the sim over `seconds`, and messages the client received."""
-    received = ib.client._numMsgRecv
+    received = ib.client.connectionStats().numMsgRecv
     start_cpu, start = cpu_s(pid), time.perf_counter()
     ib.sleep(seconds)
     used, wall = cpu_s(pid) - start_cpu, time.perf_counter() - start
-    return 100.0 * used / wall, ib.client._numMsgRecv - received
+    return 100.0 * used / wall, ib.client.connectionStats().numMsgRecv - received
 
 
 def main() -> None:

@@ -35,3 +35,7 @@ class WorkFailedError(IbdeskError):
 
 class GatewayUnavailableError(WorkFailedError):
     """No IB gateway answered; the message says which ports were tried and how to start one."""
+
+
+class UnsupportedDependencyError(WorkFailedError):
+    """An installed library is not the version ibdesk was verified with (e.g. ib_async)."""

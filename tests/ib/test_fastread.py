@@ -58,3 +58,18 @@ def test_keeps_an_incomplete_tail_for_the_next_read() -> None:
     assert seen == [["12", "1", "7", "0"]]
     read_socket_data(client, frame[5:])
     assert seen == [["12", "1", "7", "0"], ["12", "1", "7", "0"]]
+
+
+def test_a_reset_while_decoding_voids_the_rest_of_the_read() -> None:
+    client, seen = _client_recording_fields()
+
+    def decode_then_drop(fields: list[str]) -> None:
+        seen.append(list(fields))
+        client.reset()  # what a disconnect does from inside a handler
+
+    client.decoder.interpret = decode_then_drop  # type: ignore[method-assign]
+    frame = _frame("12", "1", "7", "0")
+    read_socket_data(client, frame * 3 + frame[:5])
+    assert seen == [["12", "1", "7", "0"]]
+    assert client._data == b""
+    assert client._numMsgRecv == 0

@@ -5,16 +5,19 @@ Built once here so each command module only declares its parameters:
   several values after one option, space- or comma-separated (`--symbols AAPL MSFT`,
   `--symbols AAPL,MSFT`), for every option declared as a list.
 - `IbdeskGroup` gives groups a `--describe` catalog and maps errors to exit codes
-  (0 ok, 1 work failed, 2 bad usage/input) with one line on stderr, never a traceback.
+  (0 ok, 1 work failed, 2 bad usage/input) with one line on stderr, never a traceback;
+  `errors_exit_cleanly` does the same for errors raised while the CLI is assembled (an
+  unsupported ib_async fails the import of `ibdesk.ib.compat`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
@@ -169,9 +172,7 @@ class IbdeskGroup(TyperGroup):
                 **extra,
             )
         except IbdeskError as exc:
-            log.debug("command failed", exc_info=True)
-            click.echo(f"ibdesk: error: {exc.message}", err=True)
-            code = exc.exit_code
+            code = _report(exc)
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
             code = 2
@@ -189,6 +190,23 @@ class IbdeskGroup(TyperGroup):
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+def _report(exc: IbdeskError) -> int:
+    """Print `exc` as ibdesk's one error line; its exit code."""
+    log.debug("command failed", exc_info=True)
+    click.echo(f"ibdesk: error: {exc.message}", err=True)
+    return exc.exit_code
+
+
+@contextlib.contextmanager
+def errors_exit_cleanly() -> Iterator[None]:
+    """Outside a command (while importing the command modules): an IbdeskError becomes the
+    same one stderr line and exit code a command's error gets, not a traceback."""
+    try:
+        yield
+    except IbdeskError as exc:
+        sys.exit(_report(exc))
 
 
 class IbdeskTyper(typer.Typer):

@@ -8,12 +8,14 @@ import click
 import typer
 
 from ibdesk import __version__
-from ibdesk.cli import analyze as analyze_cli
-from ibdesk.cli import backfill as backfill_cli
-from ibdesk.cli import data as data_cli
-from ibdesk.cli import doctor, gateway, record, run
-from ibdesk.cli import sim as sim_cli
-from ibdesk.cli.framework import new_app
+from ibdesk.cli.framework import errors_exit_cleanly, new_app
+
+with errors_exit_cleanly():  # e.g. an unsupported ib_async (ibdesk.ib.compat): one line
+    from ibdesk.cli import analyze as analyze_cli
+    from ibdesk.cli import backfill as backfill_cli
+    from ibdesk.cli import data as data_cli
+    from ibdesk.cli import doctor, gateway, record, run
+    from ibdesk.cli import sim as sim_cli
 
 app = new_app(help_text="ibdesk: a trading desk in a box for IBKR and Databento day traders.")
 

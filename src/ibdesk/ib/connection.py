@@ -30,6 +30,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from ibdesk.config import Settings
 from ibdesk.errors import GatewayUnavailableError, WorkFailedError
+from ibdesk.ib import compat
 from ibdesk.ib.errors import IbError
 from ibdesk.ib.fastread import install_fast_reader
 from ibdesk.ib.gateway import candidate_ports, unavailable_message
@@ -204,11 +205,10 @@ class IBConnection:
         self.ib = IB()
         install_fast_reader(self.ib.client)
         self._feed = RowFeed(self.ib.client.decoder)
-        client: Any = self.ib.client
-        self._read_arrived: Callable[[], None] = client._tcpDataArrived
-        self._read_processed: Callable[[], None] = client._tcpDataProcessed
-        client._tcpDataArrived = self._on_read_start
-        client._tcpDataProcessed = self._on_read_end
+        arrived, processed = compat.tcp_data_hooks(self.ib.client)
+        self._read_arrived: Callable[[], None] = arrived or _nothing
+        self._read_processed: Callable[[], None] = processed or _nothing
+        compat.set_tcp_data_hooks(self.ib.client, self._on_read_start, self._on_read_end)
         self.client_id = config.client_id
         self.port: int | None = None
         self.reconnects = 0
@@ -395,7 +395,9 @@ class IBConnection:
         else:
             sub.ticker = self.ib.reqTickByTickData(sub.contract, sub.tick_type)
         if sub.kind is not SubscriptionKind.MARKET_DATA:  # decoded into rows: route its id
-            req_id = self.ib.wrapper.ticker2ReqId[_req_kind(sub)][sub.ticker]
+            req_id = compat.ticker_request_id(self.ib.wrapper, sub.ticker, _req_kind(sub))
+            if req_id is None:
+                raise WorkFailedError(f"ib_async filed no request id for {sub.key}")
             symbol = sub.contract.symbol
             self._state.routes[sub.key] = (
                 self._feed.route_depth(req_id, sub.key, symbol, is_smart=sub.is_smart)
@@ -513,7 +515,7 @@ class IBConnection:
             ticker = sub.ticker
             if ticker is None:
                 continue
-            if self.ib.wrapper.ticker2ReqId.get(_req_kind(sub), {}).get(ticker) == req_id:
+            if compat.ticker_request_id(self.ib.wrapper, ticker, _req_kind(sub)) == req_id:
                 return sub
         return None
 
@@ -608,7 +610,11 @@ class IBConnection:
 def _req_kind(sub: Subscription) -> str:
     """The key under which ib_async's wrapper files the request id of `sub`'s ticker."""
     if sub.kind is SubscriptionKind.DEPTH:
-        return "mktDepth"
+        return compat.DEPTH_REQUEST_KEY
     if sub.kind is SubscriptionKind.MARKET_DATA:
-        return "mktData"
+        return compat.MARKET_DATA_REQUEST_KEY
     return sub.tick_type
+
+
+def _nothing() -> None:
+    """Stands in for a read hook ib_async's wrapper does not define."""

@@ -23,6 +23,7 @@ from ibdesk.calendar import xnys
 from ibdesk.domain.bars import parse_bar_size, parse_duration
 from ibdesk.domain.hours import ET
 from ibdesk.errors import WorkFailedError
+from ibdesk.ib import compat
 from ibdesk.ib.errors import IbError, IbErrorKind
 from ibdesk.ib.pacing import (
     IB_PACING_RULES,
@@ -138,10 +139,9 @@ class HistoricalClient:
         self._clock_lock = asyncio.Lock()
         ib.errorEvent += self._on_error
 
-    # ib_async 2.1.0 internals (the version is pinned): the next request id, its queue of
-    # outgoing messages (throttled to MaxRequests per RequestsInterval) and open requests.
+    # ib_async's request ids, throttle and open requests, read through `ibdesk.ib.compat`.
     def _next_req_id(self) -> int:
-        return int(self.ib.client._reqIdSeq)  # reqHistoricalDataAsync takes this id first
+        return compat.next_request_id(self.ib.client)  # reqHistoricalDataAsync takes it first
 
     def _throttle_delay_s(self) -> float:
         """How long a message sent now would sit in ib_async's throttle queue."""
@@ -149,17 +149,18 @@ class HistoricalClient:
         if not client.MaxRequests:
             return 0.0
         now = asyncio.get_running_loop().time()
-        recent = [t for t in client._timeQ if now - t <= client.RequestsInterval]
-        if not client._msgQ and len(recent) < client.MaxRequests:
+        recent = [
+            t for t in compat.throttle_sent_times(client) if now - t <= client.RequestsInterval
+        ]
+        if not compat.throttle_queued(client) and len(recent) < client.MaxRequests:
             return 0.0
         return max(0.01, recent[0] + client.RequestsInterval - now) if recent else 0.01
 
     def _timed_out(self, req_id: int) -> bool:
-        return req_id in self.ib.wrapper._futures
+        return compat.is_request_pending(self.ib.wrapper, req_id)
 
     def _forget(self, req_id: int) -> None:
-        self.ib.wrapper._futures.pop(req_id, None)
-        self.ib.wrapper._results.pop(req_id, None)
+        compat.forget_request(self.ib.wrapper, req_id)
 
     def _on_error(self, req_id: int, code: int, message: str, _contract: object) -> None:
         if req_id >= 0:

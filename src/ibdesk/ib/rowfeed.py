@@ -18,16 +18,19 @@ which logs it, as it does for any message.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from ib_async.decoder import Decoder
+
+from ibdesk.ib import compat
+from ibdesk.ib.compat import Handler
 
 MSG_MARKET_DEPTH = 12
 MSG_MARKET_DEPTH_L2 = 13
 MSG_TICK_BY_TICK = 99
 TICK_TYPES_WITH_TRADES = ("1", "2")  # Last, AllLast
 
-Handler = Callable[[list[str]], None]
 _new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
 
 
@@ -74,8 +77,8 @@ class Route:
 class RowFeed:
     """Routes depth and trade messages by request id into per-subscription row lists."""
 
-    def __init__(self, decoder: Any) -> None:
-        handlers: dict[int, Handler] = decoder.handlers
+    def __init__(self, decoder: Decoder) -> None:
+        handlers = compat.decoder_handlers(decoder)
         self._fallback: dict[int, Handler] = {
             msg: handlers[msg] for msg in (MSG_MARKET_DEPTH, MSG_MARKET_DEPTH_L2, MSG_TICK_BY_TICK)
         }
