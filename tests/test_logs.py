@@ -86,3 +86,24 @@ def test_verbose_shows_debug_on_console(capsys: pytest.CaptureFixture[str]) -> N
     setup_logging(load_settings(), verbose=True)
     logging.getLogger("ibdesk.test").debug("debug detail")
     assert "debug detail" in capsys.readouterr().err
+
+
+def test_ib_async_errors_stay_in_api_log_and_off_the_console(
+    isolated_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_logging(load_settings())
+    logging.getLogger("ib_async.client").error("Make sure API port on TWS/IBG is open")
+    logging.getLogger("ibdesk.test").error("ibdesk's own error")
+    _flush()
+    err = capsys.readouterr().err
+    assert "Make sure API port" not in err
+    assert "ibdesk's own error" in err
+    logs = isolated_workdir / "logs"
+    assert "Make sure API port" in (logs / "api.log").read_text(encoding="utf-8")
+    assert "ibdesk's own error" in (logs / "error.log").read_text(encoding="utf-8")
+
+
+def test_verbose_shows_ib_async_on_console(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging(load_settings(), verbose=True)
+    logging.getLogger("ib_async.client").error("API connection failed")
+    assert "API connection failed" in capsys.readouterr().err

@@ -37,5 +37,11 @@ class GatewayUnavailableError(WorkFailedError):
     """No IB gateway answered; the message says which ports were tried and how to start one."""
 
 
+class StopRequestedError(IbdeskError):
+    """SIGINT or SIGTERM asked a command to stop; it cleaned up first: exit code 130."""
+
+    exit_code = 130
+
+
 class UnsupportedDependencyError(WorkFailedError):
     """An installed library is not the version ibdesk was verified with (e.g. ib_async)."""

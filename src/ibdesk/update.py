@@ -20,7 +20,7 @@ from ibdesk.config import Settings
 from ibdesk.domain.bars import parse_bar_size
 from ibdesk.domain.hours import ET
 from ibdesk.errors import UserInputError
-from ibdesk.ib.connection import ConnectionConfig, IBConnection
+from ibdesk.ib.connection import IBConnection
 from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
 from ibdesk.ib.requests import BarsRequest, HistoricalClient, HistoricalDataError
 from ibdesk.store import layout
@@ -92,65 +92,69 @@ def _within(table: pa.Table, gap: Gap) -> pa.Table:
     return table.filter(pa.array((ts >= gap.start_ns) & (ts < gap.end_ns)))
 
 
-async def update_bars(
-    settings: Settings,
-    *,
-    symbols: list[str] | None,
-    bar_size: str = "1 min",
-    lookback_days: int = 5,
-    port: int | None = None,
-) -> UpdateSummary:
+def symbols_to_update(
+    settings: Settings, symbols: list[str] | None, bar_size: str, lookback_days: int
+) -> list[str]:
+    """Check the options (before any I/O) and name the symbols to update.
+
+    Without `symbols`: every symbol stored at `bar_size` (none stored: nothing to do).
+    """
     parsed = parse_bar_size(bar_size)
     if not parsed.is_intraday:
         raise UserInputError(f"--bar-size {bar_size!r}: data update fills intraday bars only")
     if lookback_days < 1:
         raise UserInputError("--days: expected at least 1")
+    return [s.upper() for s in symbols] if symbols else sorted(stored_days(settings, bar_size))
+
+
+async def update_bars(
+    settings: Settings,
+    conn: IBConnection,
+    *,
+    symbols: list[str] | None,
+    bar_size: str = "1 min",
+    lookback_days: int = 5,
+) -> UpdateSummary:
+    """Fill the missing bars of `symbols` over `conn` (an open session's connection)."""
+    wanted = symbols_to_update(settings, symbols, bar_size, lookback_days)
     stored = stored_days(settings, bar_size)
-    wanted = [s.upper() for s in symbols] if symbols else sorted(stored)
     summary = UpdateSummary(bar_size=bar_size)
     if not wanted:
         return summary
-    conn = IBConnection(
-        ConnectionConfig.from_settings(settings, port=port, readonly=True, reconnect=False)
-    )
-    await conn.connect()
-    try:
-        source = "sim" if conn.is_sim else "ibkr"
-        now = await conn.ib.reqCurrentTimeAsync()
-        today = now.astimezone(ET).date()
-        client = HistoricalClient(conn.ib)
-        qualified = await ContractCache().qualify(conn.ib, *(stock(s) for s in wanted))
-        for symbol, contract in zip(wanted, qualified, strict=True):
-            result = SymbolUpdate(symbol)
-            summary.symbols[symbol] = result
-            if isinstance(contract, UnknownContractError):
-                result.error = contract.message
-                continue
-            last = max(stored[symbol]) if stored.get(symbol) else None
-            first = last if last is not None else today - timedelta(days=lookback_days)
-            result.first_day, result.last_day = first.isoformat(), today.isoformat()
-            gaps = [
-                g
-                for g in missing_bar_ranges(settings.data_root, symbol, bar_size, first, today)
-                if g.start_ns < int(now.timestamp() * 1e9)
-            ]
-            result.gaps = len(gaps)
-            for gap in gaps:
-                end, duration = gap_request(gap)
-                end = min(end, now.astimezone(UTC))
-                try:
-                    table = await client.fetch_bars(
-                        BarsRequest(contract, duration, bar_size, "TRADES", True, end)
-                    )
-                except HistoricalDataError as exc:
-                    result.error = exc.message
-                    break
-                result.requests += 1
-                rows = _within(table, gap)
-                if rows.num_rows:
-                    writes = store_bars(settings.data_root, bar_size, rows, {"source": source})
-                    result.bars_added += sum(w.rows_added for w in writes)
-            log.info("%s: %d gap(s), %d bar(s) added", symbol, result.gaps, result.bars_added)
-    finally:
-        await conn.close()
+    source = "sim" if conn.is_sim else "ibkr"
+    now = await conn.ib.reqCurrentTimeAsync()
+    today = now.astimezone(ET).date()
+    client = HistoricalClient(conn.ib)
+    qualified = await ContractCache().qualify(conn.ib, *(stock(s) for s in wanted))
+    for symbol, contract in zip(wanted, qualified, strict=True):
+        result = SymbolUpdate(symbol)
+        summary.symbols[symbol] = result
+        if isinstance(contract, UnknownContractError):
+            result.error = contract.message
+            continue
+        last = max(stored[symbol]) if stored.get(symbol) else None
+        first = last if last is not None else today - timedelta(days=lookback_days)
+        result.first_day, result.last_day = first.isoformat(), today.isoformat()
+        gaps = [
+            g
+            for g in missing_bar_ranges(settings.data_root, symbol, bar_size, first, today)
+            if g.start_ns < int(now.timestamp() * 1e9)
+        ]
+        result.gaps = len(gaps)
+        for gap in gaps:
+            end, duration = gap_request(gap)
+            end = min(end, now.astimezone(UTC))
+            try:
+                table = await client.fetch_bars(
+                    BarsRequest(contract, duration, bar_size, "TRADES", True, end)
+                )
+            except HistoricalDataError as exc:
+                result.error = exc.message
+                break
+            result.requests += 1
+            rows = _within(table, gap)
+            if rows.num_rows:
+                writes = store_bars(settings.data_root, bar_size, rows, {"source": source})
+                result.bars_added += sum(w.rows_added for w in writes)
+        log.info("%s: %d gap(s), %d bar(s) added", symbol, result.gaps, result.bars_added)
     return summary

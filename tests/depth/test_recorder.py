@@ -19,6 +19,7 @@ import pytest
 from ibdesk.config import load_settings
 from ibdesk.depth.book import snapshots_from_messages
 from ibdesk.depth.recorder import RecordConfig, Recorder, RecordSummary
+from ibdesk.ib.session import open_session
 from ibdesk.store.parquet import read_logical
 from ibdesk.store.schemas import level_columns
 
@@ -206,3 +207,18 @@ def test_kill_9_leaves_readable_files_and_next_run_compacts(sim: Any, tmp_path: 
     snapshot_files = _files(tmp_path, "AAPL", "snapshots")
     assert len(snapshot_files) == 2
     assert sum(pq.read_table(p).num_rows for p in snapshot_files) >= total
+
+
+def test_recorder_on_a_session_connection_leaves_it_open(sim: Any, tmp_path: Path) -> None:
+    config = RecordConfig(symbols=("AAPL",), output=tmp_path / "level2", duration_s=0.5)
+
+    async def main() -> tuple[RecordSummary, bool]:
+        async with open_session(load_settings(), sim=False, live=False, port=sim.port) as s:
+            summary = await Recorder(s.settings, config, conn=s.conn).run(s.stop)
+            return summary, s.conn.is_connected
+
+    summary, still_connected = asyncio.run(main())
+    assert still_connected  # the session, not the recorder, owns the connection
+    assert summary.source == "sim"
+    assert summary.per_symbol["AAPL"]["snapshots_written"] > 0
+    assert _files(tmp_path, "AAPL", "snapshots")

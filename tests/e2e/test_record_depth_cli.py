@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,18 @@ def test_sim_flag_records_from_its_own_simulator(isolated_workdir: Path) -> None
     assert abs(table.num_rows - 36) <= 1
     assert (table.schema.metadata or {})[b"source"] == b"sim"
     assert "ask_sz_19" in table.column_names
+
+
+def test_gateway_mode_sim_is_honoured_and_its_gateway_stopped(data_root: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = invoke(
+        ["record-depth", "-s", "AAPL", "-d", "0.01", "--port", str(port)],
+        env={"IB_GATEWAY_MODE": "sim"},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["source"] == "sim"
+    assert list((data_root / "level2" / "AAPL").glob("*_snapshots_*.parquet"))
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # the gateway it started is gone

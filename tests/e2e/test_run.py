@@ -102,9 +102,11 @@ def test_confirmed_live_run_completes_against_the_sim(sim: Any, data_root: Path)
 
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["source"] == "sim"
+    assert summary["live"] is True
+    assert summary["source"] == "sim"  # labelled by what answered, never as IBKR
     assert summary["symbols"]["AAPL"]["bars"] > 0
     assert _bars(data_root, "AAPL").num_rows == summary["symbols"]["AAPL"]["bars"]
+    assert len(list((data_root / "runs").glob("*.json"))) == 1
 
 
 def test_confirmed_live_flag_completes_against_the_sim(sim: Any, data_root: Path) -> None:
@@ -115,6 +117,20 @@ def test_confirmed_live_flag_completes_against_the_sim(sim: Any, data_root: Path
 
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["symbols"]["AAPL"]["bars"] > 0
+
+
+def test_rvol_is_filled_from_previous_sessions_fetched_once(sim: Any, data_root: Path) -> None:
+    first = json.loads(_run(sim, "--symbols", "AAPL", "--rth-only", "--json").stdout)
+    aapl = first["symbols"]["AAPL"]
+    assert isinstance(aapl["indicators"]["rvol"], float)
+    assert aapl["rvol_sessions"] == {"stored": 0, "fetched": 10}
+    assert len(list((data_root / "bars" / "AAPL" / "1_min").glob("*.parquet"))) == 11
+    second = json.loads(_run(sim, "--symbols", "AAPL", "--rth-only", "--json").stdout)
+    again = second["symbols"]["AAPL"]
+    assert again["rvol_sessions"] == {"stored": 10, "fetched": 0}
+    assert second["historical_requests"] == 2  # the session's bars and the daily bars only
+    assert first["historical_requests"] > second["historical_requests"]
+    assert again["indicators"]["rvol"] == aapl["indicators"]["rvol"]
 
 
 def test_unreachable_gateway_says_which_ports_and_how_to_start_one() -> None:
@@ -190,6 +206,7 @@ def test_sim_flag_starts_and_stops_its_own_simulator(isolated_workdir: Path) -> 
     summary = json.loads(proc.stdout)
     assert summary["source"] == "sim"
     assert summary["symbols"]["AAPL"]["bars"] == 390
+    assert isinstance(summary["symbols"]["AAPL"]["indicators"]["rvol"], float)
     assert summary["gateway"].startswith("sim 127.0.0.1:")
     port = int(summary["gateway"].split(":")[1].split()[0])
     assert port not in (4001, 4002, 7496, 7497)

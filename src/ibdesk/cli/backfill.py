@@ -7,8 +7,6 @@ line (or the one dry-run JSON object). Everything else goes to the logger (stder
 from __future__ import annotations
 
 import json
-import signal
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -29,6 +27,7 @@ from ibdesk.cli import runtime
 from ibdesk.describe import output_schema
 from ibdesk.domain.hours import ET
 from ibdesk.errors import UserInputError
+from ibdesk.shutdown import sigterm_as_interrupt
 
 DRY_RUN_PREVIEW = 10
 
@@ -102,23 +101,6 @@ def build_filter(
         end=end_day,
         symbols=tuple(s.strip().upper() for s in symbols or () if s.strip()),
     )
-
-
-def _raise_interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops like Ctrl-C: no new task starts, running ones finish their writes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
@@ -224,7 +206,7 @@ def register(app: typer.Typer) -> None:
         def show_estimate(cost_usd: float, count: int) -> None:
             typer.echo(f"ESTIMATE cost_usd={cost_usd:.4f} tasks={count}", err=True)
 
-        with _sigterm_as_interrupt(), task_progress(len(tasks)) as advance:
+        with sigterm_as_interrupt(), task_progress(len(tasks)) as advance:
             summary = run_backfill(
                 settings, tasks, options, on_estimate=show_estimate, on_result=advance
             )

@@ -23,13 +23,13 @@ from ibdesk.cli import runtime
 from ibdesk.cli.framework import new_app
 from ibdesk.describe import output_schema
 from ibdesk.errors import UserInputError
-from ibdesk.ib.gateway import start_sim_process
+from ibdesk.ib.session import open_session
 from ibdesk.store import export as export_mod
 from ibdesk.store import inventory, migrate, query
 from ibdesk.store.bars import normalize_bar_size
 from ibdesk.store.layout import bar_size_folder
 from ibdesk.store.readers import DataKind
-from ibdesk.update import UpdateSummary, update_bars
+from ibdesk.update import UpdateSummary, symbols_to_update, update_bars
 
 data_app = new_app("data", "Data store: SQL queries, inventory, CSV backup, Excel migration.")
 
@@ -415,20 +415,20 @@ def update(
 ) -> None:
     """Bring stored bars up to date, fetching only the missing regular-hours ranges (paced)."""
     settings = runtime.start()
+    wanted = symbols_to_update(settings, symbols, bar_size, days)
 
     async def main() -> UpdateSummary:
-        if not (sim or settings.force_fake_ib):
-            return await update_bars(
-                settings, symbols=symbols, bar_size=bar_size, lookback_days=days, port=port
+        if not wanted:
+            return UpdateSummary(bar_size=bar_size)
+        ask = input if runtime.is_terminal() else None
+        async with open_session(
+            settings, sim=sim, live=False, port=port, reconnect=False, ask=ask
+        ) as s:
+            return await s.until_stopped(
+                update_bars(
+                    s.settings, s.conn, symbols=wanted, bar_size=bar_size, lookback_days=days
+                )
             )
-        process = await start_sim_process(settings)
-        try:
-            local = settings.model_copy(update={"ib_host": process.host})
-            return await update_bars(
-                local, symbols=symbols, bar_size=bar_size, lookback_days=days, port=process.port
-            )
-        finally:
-            process.stop()
 
     summary = asyncio.run(main())
     if as_json:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import json
-import signal
 from pathlib import Path
 
 import typer
@@ -16,8 +13,7 @@ from rich.table import Table
 from ibdesk.cli import runtime
 from ibdesk.depth.recorder import RecordConfig, Recorder, RecordSummary, SymbolProgress
 from ibdesk.describe import output_schema
-from ibdesk.ib.gateway import start_sim_process
-from ibdesk.safety import confirm_live
+from ibdesk.ib.session import open_session
 
 _OUTPUT_SCHEMA = {
     "type": "object",
@@ -67,15 +63,6 @@ def _summary_json(summary: RecordSummary) -> dict[str, object]:
     }
 
 
-async def _record(recorder: Recorder) -> RecordSummary:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    return await recorder.run(stop)
-
-
 def register(app: typer.Typer) -> None:
     @app.command("record-depth")
     @output_schema(_OUTPUT_SCHEMA)
@@ -118,9 +105,6 @@ def register(app: typer.Typer) -> None:
         the next run). Ctrl-C or SIGTERM flushes and finalises.
         """
         settings = runtime.start(verbose=verbose)
-        is_live = confirm_live(
-            settings, live_flag=live, is_terminal=runtime.is_terminal(), ask=input
-        )
         if host is not None:
             settings = settings.model_copy(update={"ib_host": host})
         config = RecordConfig(
@@ -133,34 +117,34 @@ def register(app: typer.Typer) -> None:
             smart_depth=smart_depth,
             port=port,
             client_id=client_id,
-            live=is_live,
+            live=live or not settings.ib_paper_trading,
         )
         config.validate()
 
         async def main() -> RecordSummary:
-            sim_process = None
-            rec_config = config
-            rec_settings = settings
-            if sim or settings.force_fake_ib:
-                sim_process = await start_sim_process(settings)
-                rec_settings = settings.model_copy(update={"ib_host": sim_process.host})
-                rec_config = dataclasses.replace(config, port=sim_process.port)
-            try:
+            async with open_session(
+                settings,
+                sim=sim,
+                live=live,
+                port=port,
+                client_id=client_id,
+                readonly=True,
+                ask=input if runtime.is_terminal() else None,
+                silent_after_s=config.silent_after_s,
+            ) as session:
                 if runtime.is_terminal():
                     with Live(
                         _progress_table([]), console=runtime.stderr, refresh_per_second=2
                     ) as live_view:
                         recorder = Recorder(
-                            rec_settings,
-                            rec_config,
+                            session.settings,
+                            config,
                             progress=lambda rows: live_view.update(_progress_table(rows)),
+                            conn=session.conn,
                         )
-                        return await _record(recorder)
-                recorder = Recorder(rec_settings, rec_config)
-                return await _record(recorder)
-            finally:
-                if sim_process is not None:
-                    sim_process.stop()
+                        return await recorder.run(session.stop)
+                recorder = Recorder(session.settings, config, conn=session.conn)
+                return await recorder.run(session.stop)
 
         summary = asyncio.run(main())
         typer.echo(json.dumps(_summary_json(summary)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import contextlib
 import json
 
 import typer
@@ -13,7 +13,6 @@ from rich.table import Table
 from ibdesk import pipeline
 from ibdesk.cli import runtime
 from ibdesk.describe import output_schema
-from ibdesk.safety import confirm_live
 
 _OUTPUT_SCHEMA = {
     "type": "object",
@@ -26,6 +25,8 @@ _OUTPUT_SCHEMA = {
         "finished": {"type": ["string", "null"]},
         "source": {"type": "string", "enum": ["sim", "ibkr"]},
         "gateway": {"type": "string"},
+        "live": {"type": "boolean"},
+        "historical_requests": {"type": "integer"},
         "duration": {"type": "string"},
         "bar_size": {"type": "string"},
         "saved": {"type": "boolean"},
@@ -58,6 +59,16 @@ _OUTPUT_SCHEMA = {
                     },
                     "files": {"type": "array", "items": {"type": "string"}},
                     "error": {"type": ["string", "null"]},
+                    "rvol_sessions": {
+                        "type": "object",
+                        "description": "previous sessions RVOL compares with: read from the "
+                        "store, fetched (once, then stored)",
+                        "properties": {
+                            "stored": {"type": "integer"},
+                            "fetched": {"type": "integer"},
+                        },
+                    },
+                    "rvol_note": {"type": ["string", "null"]},
                 },
                 "required": ["bars", "signals", "error"],
             },
@@ -71,7 +82,7 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def _render(summary: pipeline.RunSummary) -> None:
+def _render(summary: pipeline.RunSummary, logs: str) -> None:
     table = Table(
         title=f"ibdesk run ({summary.source}, {summary.duration} of {summary.bar_size} bars)"
     )
@@ -106,12 +117,17 @@ def _render(summary: pipeline.RunSummary) -> None:
             str(len(result.signals)),
         )
     runtime.stdout.print(table)
+    for symbol, result in summary.symbols.items():
+        if not result.error and result.indicators.get("rvol") is None and result.rvol_note:
+            runtime.stdout.print(f"  {symbol}: {result.rvol_note}")
     for result in summary.symbols.values():
         for signal in result.signals[-5:]:
             when, side, name = signal["ts"], signal["side"], signal["signal"]
             runtime.stdout.print(f"  {when} {signal['symbol']} {side:4} {name}: {signal['reason']}")
     if summary.summary_path is not None:
         runtime.stdout.print(f"run summary: {summary.summary_path}")
+        root = summary.summary_path.parent.parent
+        runtime.stdout.print(f"files: {root}/bars, {root}/signals (Parquet); logs: {logs}")
     if summary.failed:
         runtime.stderr.print(f"[red]failed:[/] {', '.join(summary.failed)}")
 
@@ -161,20 +177,27 @@ def register(app: typer.Typer) -> None:
             port=port,
         )
         config.validate()
-        is_live = confirm_live(
-            settings, live_flag=live, is_terminal=runtime.is_terminal(), ask=input
-        )
-        config = dataclasses.replace(config, live=is_live)
+        ask = input if runtime.is_terminal() else None
         if runtime.is_terminal():
-            with Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-                console=runtime.stderr,
-            ) as bar:
+            with contextlib.ExitStack() as stack:
                 tasks: dict[str, TaskID] = {}
+                bars: list[Progress] = []
 
                 def show(stage: str, text: str) -> None:
+                    # The bar starts with the first stage, after any live confirmation prompt.
+                    if not bars:
+                        bars.append(
+                            stack.enter_context(
+                                Progress(
+                                    SpinnerColumn(),
+                                    TextColumn("{task.description}"),
+                                    TimeElapsedColumn(),
+                                    console=runtime.stderr,
+                                    transient=True,
+                                )
+                            )
+                        )
+                    bar = bars[0]
                     for name, task in tasks.items():
                         if name != stage:
                             bar.update(task, completed=1, total=1)
@@ -183,12 +206,12 @@ def register(app: typer.Typer) -> None:
                     else:
                         bar.update(tasks[stage], description=f"{stage}: {text}")
 
-                summary = asyncio.run(pipeline.run(settings, config, show))
+                summary = asyncio.run(pipeline.run(settings, config, show, ask=ask))
         else:
             summary = asyncio.run(pipeline.run(settings, config))
         if as_json:
             typer.echo(json.dumps(summary.to_json()))
         else:
-            _render(summary)
+            _render(summary, str(settings.logs_path))
         if summary.failed:
             raise typer.Exit(1)

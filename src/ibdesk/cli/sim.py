@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 
 import typer
 
@@ -12,6 +11,7 @@ from ibdesk.calendar import parse_clock
 from ibdesk.cli import runtime
 from ibdesk.describe import output_schema
 from ibdesk.errors import UserInputError
+from ibdesk.shutdown import stop_on_signals
 from ibdesk.sim.faults import Fault, parse_fault, run_schedule
 from ibdesk.sim.server import SimConfig, SimServer
 from ibdesk.sim.universe import select
@@ -20,10 +20,13 @@ from ibdesk.sim.universe import select
 async def _serve(config: SimConfig, faults: list[Fault]) -> None:
     server = SimServer(config)
     stop = asyncio.Event()
+    with stop_on_signals(stop):
+        await _serve_until(server, faults, stop)
+    runtime.stdout.print("ibdesk sim stopped")
+
+
+async def _serve_until(server: SimServer, faults: list[Fault], stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     await server.start()
     runtime.stdout.print(f"ibdesk sim listening on {server.host}:{server.port}")
     schedule = loop.create_task(run_schedule(server, faults)) if faults else None
@@ -35,7 +38,6 @@ async def _serve(config: SimConfig, faults: list[Fault]) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await schedule
         await server.stop()
-    runtime.stdout.print("ibdesk sim stopped")
 
 
 def register(app: typer.Typer) -> None:

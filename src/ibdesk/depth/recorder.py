@@ -130,7 +130,9 @@ class Recorder:
         config: RecordConfig,
         *,
         progress: Callable[[list[SymbolProgress]], None] | None = None,
+        conn: IBConnection | None = None,
     ) -> None:
+        """`conn`: record on the caller's connection (connected; the caller closes it)."""
         config.validate()
         self.settings = settings
         self.config = config
@@ -144,7 +146,8 @@ class Recorder:
             silent_after_s=config.silent_after_s,
         )
         self._timeline = _Timeline()
-        self.conn = IBConnection(conn_config, wall_ns=self._timeline.now_ns)
+        self._owns_conn = conn is None
+        self.conn = conn or IBConnection(conn_config, wall_ns=self._timeline.now_ns)
         self.captures: dict[str, SymbolCapture] = {}
         self._by_key: dict[str, SymbolCapture] = {}
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ibdesk-parts")
@@ -207,7 +210,8 @@ class Recorder:
                 log.info(
                     "compacted %d file(s) left by an earlier session of %s", len(compacted), symbol
                 )
-        await self.conn.connect()
+        if self._owns_conn:
+            await self.conn.connect()
         source = "sim" if self.conn.is_sim else "ibkr"
         start = datetime.now(ET)
         summary = RecordSummary(source=source, start=start, end=start, reconnects=0)
@@ -254,7 +258,8 @@ class Recorder:
                     summary.per_symbol[capture.symbol] = stats
                     summary.stats_files.append(write_json_atomic(stats, capture.stats_path))
             finally:
-                await self.conn.close()
+                if self._owns_conn:
+                    await self.conn.close()
         return summary
 
     async def _sample_until_done(self, stop: asyncio.Event) -> None:

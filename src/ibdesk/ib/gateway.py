@@ -235,7 +235,11 @@ async def start_sim_process(settings: Settings, timeout_s: float = 30.0) -> SimP
     port = free_port(host)
     command = sim_command(host, port, settings.ibdesk_sim_seed, settings.ibdesk_sim_clock)
     process = _spawn(command, settings)
-    ready = await wait_ready(host, port, timeout_s, process)
+    try:
+        ready = await wait_ready(host, port, timeout_s, process)
+    except BaseException:  # cancelled (a stop request): the child must not outlive us
+        _terminate(process.pid)
+        raise
     if not ready.ready:
         if process.poll() is None:
             _terminate(process.pid)
@@ -324,7 +328,11 @@ async def start(
         started_at=time.time(),
     )
     _save_state(settings, state)
-    ready = await wait_ready(host, target, timeout_s, None if chosen == "docker" else process)
+    try:
+        ready = await wait_ready(host, target, timeout_s, None if chosen == "docker" else process)
+    except BaseException:  # cancelled (a stop request): stop what was just launched
+        stop(settings)
+        raise
     if not ready.ready:
         stop(settings)
         raise WorkFailedError(
