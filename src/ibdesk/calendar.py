@@ -2,7 +2,7 @@
 
 Pure apart from loading `exchange_calendars` once. Times are UTC epoch nanoseconds.
 Extended hours run 04:00-20:00 ET on a full day and 04:00 to four hours after an early
-close (17:00 ET) otherwise.
+close (17:00 ET) otherwise; the zone and the session clock come from `ibdesk.domain.hours`.
 """
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ import bisect
 import functools
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
-ET = ZoneInfo("America/New_York")
+from ibdesk.domain.hours import ET, POST_MARKET_S, PREMARKET_START_S, RTH_SESSION_S
+
 NS = 1_000_000_000
-_EXT_OPEN_HOUR = 4
-_POST_MARKET_S = 4 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +32,7 @@ class Session:
 
     @property
     def is_early_close(self) -> bool:
-        return self.close_ns - self.open_ns < int(6.5 * 3600) * NS
+        return self.close_ns - self.open_ns < RTH_SESSION_S * NS
 
     def window(self, use_rth: bool) -> tuple[int, int]:
         """[start, end) of the session's bars: regular hours or extended hours."""
@@ -53,7 +51,7 @@ class SessionCalendar:
         opens = np.asarray(pd.DatetimeIndex(cal.opens).asi8, dtype=np.int64)
         closes = np.asarray(pd.DatetimeIndex(cal.closes).asi8, dtype=np.int64)
         ext_open = (
-            (pd.DatetimeIndex(days) + pd.Timedelta(hours=_EXT_OPEN_HOUR))
+            (pd.DatetimeIndex(days) + pd.Timedelta(seconds=PREMARKET_START_S))
             .tz_localize(ET)
             .tz_convert("UTC")
             .asi8
@@ -62,7 +60,7 @@ class SessionCalendar:
         self._open = opens
         self._close = closes
         self._ext_open = np.asarray(ext_open, dtype=np.int64)
-        self._ext_close = closes + _POST_MARKET_S * NS
+        self._ext_close = closes + POST_MARKET_S * NS
         self._ext_open_list: list[int] = self._ext_open.tolist()
         self._open_list: list[int] = opens.tolist()
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
@@ -26,9 +25,10 @@ from ib_async import Contract
 from ibdesk.calendar import Session as MarketSession
 from ibdesk.calendar import xnys
 from ibdesk.config import Settings
+from ibdesk.domain.bars import parse_bar_size, parse_duration
+from ibdesk.domain.hours import ET
 from ibdesk.errors import UserInputError
 from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
-from ibdesk.ib.durations import parse_bar_size, parse_duration
 from ibdesk.ib.requests import BarsRequest, HistoricalClient, HistoricalDataError
 from ibdesk.ib.session import Session, open_session
 from ibdesk.signals.indicators import (
@@ -44,7 +44,6 @@ from ibdesk.store.parquet import write_json_atomic, write_table_atomic
 from ibdesk.store.readers import DataKind, read_data
 
 log = logging.getLogger(__name__)
-ET = ZoneInfo("America/New_York")
 perf_log = logging.getLogger("ibdesk.performance")
 
 STAGES = ("gateway", "qualify", "bars", "store", "signals", "cleanup")

@@ -13,15 +13,15 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from ibdesk.config import Settings
+from ibdesk.domain.bars import parse_bar_size
+from ibdesk.domain.hours import ET
 from ibdesk.errors import UserInputError
 from ibdesk.ib.connection import IBConnection
 from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
-from ibdesk.ib.durations import parse_bar_size
 from ibdesk.ib.requests import BarsRequest, HistoricalClient, HistoricalDataError
 from ibdesk.store import layout
 from ibdesk.store.bars import normalize_bar_size, store_bars
@@ -30,7 +30,6 @@ from ibdesk.store.inventory import Gap, missing_bar_ranges
 from ibdesk.store.readers import DataKind
 
 log = logging.getLogger(__name__)
-ET = ZoneInfo("America/New_York")
 
 
 @dataclass(slots=True)

@@ -10,13 +10,12 @@ from hypothesis import strategies as st
 
 from ibdesk.depth.book import (
     RESET_MARKER,
-    BookSide,
     DepthBook,
-    DepthOp,
     SideBook,
     reset_messages,
     snapshots_from_messages,
 )
+from ibdesk.domain.book import BookSide, DepthOp
 
 
 def _prices(side: SideBook) -> list[float]:

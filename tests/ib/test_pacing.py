@@ -18,7 +18,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ibdesk.ib.durations import Duration, DurationUnit, max_duration, parse_bar_size
+from ibdesk.domain.bars import Duration, DurationUnit, max_duration, parse_bar_size
 from ibdesk.ib.pacing import (
     IB_PACING_RULES,
     HistoricalChunk,

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from ibdesk.calendar import NS, parse_clock, xnys
+from ibdesk.domain.bars import BarUnit, DurationUnit
+from ibdesk.errors import UserInputError
 from ibdesk.sim.history import (
     BarRequest,
     BarSet,
-    BarUnit,
-    DurationUnit,
     TapeModel,
     WhatToShow,
     build_bars,
@@ -120,26 +120,35 @@ def test_midpoint_and_bid_ask_bars_have_no_volume() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "unit", "seconds"),
+    ("text", "unit", "seconds", "intraday"),
     [
-        ("1 secs", BarUnit.SECONDS, 1),
-        ("5 mins", BarUnit.SECONDS, 300),
-        ("1 hour", BarUnit.SECONDS, 3600),
-        ("1 day", BarUnit.DAY, 0),
-        ("1 week", BarUnit.WEEK, 0),
-        ("1 month", BarUnit.MONTH, 0),
+        ("1 secs", BarUnit.SECONDS, 1, True),
+        ("5 mins", BarUnit.MINUTES, 300, True),
+        ("1 hour", BarUnit.HOURS, 3600, True),
+        ("1 day", BarUnit.DAYS, 86_400, False),
+        ("1 week", BarUnit.WEEKS, 7 * 86_400, False),
+        ("1 month", BarUnit.MONTHS, 31 * 86_400, False),
     ],
 )
-def test_bar_sizes_parse(text: str, unit: BarUnit, seconds: int) -> None:
+def test_bar_sizes_parse(text: str, unit: BarUnit, seconds: int, intraday: bool) -> None:
     size = parse_bar_size(text)
-    assert (size.unit, size.seconds) == (unit, seconds)
+    assert (size.unit, size.seconds, size.is_intraday) == (unit, seconds, intraday)
+
+
+@pytest.mark.parametrize("text", ["7 mins", "1 fortnight", ""])
+def test_a_bad_bar_size_is_refused_in_the_words_of_error_162(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid bar size") as raised:
+        parse_bar_size(text)
+    assert str(raised.value) == f"invalid bar size {text!r}"
+    assert not isinstance(raised.value, UserInputError)
 
 
 def test_durations_parse_and_bad_ones_are_refused() -> None:
     assert parse_duration("60 S").unit is DurationUnit.SECONDS
     assert parse_duration("1 Y").count == 1
-    with pytest.raises(ValueError, match="duration"):
+    with pytest.raises(ValueError, match="duration") as raised:
         parse_duration("3 X")
+    assert str(raised.value) == "invalid duration '3 X'"
 
 
 def test_seconds_duration_covers_only_that_span() -> None:

@@ -91,3 +91,15 @@ def test_keep_up_to_date_sends_bar_updates(sim: Any, ib: IB, tsla: Stock) -> Non
 def test_invalid_bar_size_gets_an_error(ib: IB, tsla: Stock, errors: Any) -> None:
     assert list(ib.reqHistoricalData(tsla, "", "1 D", "7 mins", "TRADES", True, 1)) == []
     assert 162 in errors.codes()
+    assert (
+        162,
+        "Historical Market Data Service error message:invalid bar size '7 mins'",
+    ) in [(code, message) for _, code, message in errors.items]
+
+
+def test_invalid_duration_gets_the_same_error_162(ib: IB, tsla: Stock, errors: Any) -> None:
+    assert list(ib.reqHistoricalData(tsla, "", "3 X", "1 min", "TRADES", True, 1)) == []
+    assert (
+        162,
+        "Historical Market Data Service error message:invalid duration '3 X'",
+    ) in [(code, message) for _, code, message in errors.items]

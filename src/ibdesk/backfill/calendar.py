@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import date, time
 
 from ibdesk.calendar import to_et, xnys
+from ibdesk.domain.hours import RTH_END_S, time_of_day
 
-REGULAR_CLOSE_ET = time(16, 0)
+REGULAR_CLOSE_ET = time_of_day(RTH_END_S)
 
 
 @dataclass(frozen=True, slots=True)

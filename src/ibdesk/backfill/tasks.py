@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
-ET = ZoneInfo("America/New_York")
+from ibdesk.domain.hours import ET
 
 _DATE_HEADERS = ("datetime", "tradedate", "date", "timestamp", "entrytime", "opentime", "time")
 _SYMBOL_HEADERS = ("symbol", "ticker", "sym", "stock", "instrument")

@@ -22,9 +22,10 @@ from ibdesk.backfill.orchestrator import (
     estimate_only,
     run_backfill,
 )
-from ibdesk.backfill.tasks import ET, TaskFilter, parse_day, parse_since
+from ibdesk.backfill.tasks import TaskFilter, parse_day, parse_since
 from ibdesk.cli import runtime
 from ibdesk.describe import output_schema
+from ibdesk.domain.hours import ET
 from ibdesk.errors import UserInputError
 from ibdesk.shutdown import sigterm_as_interrupt
 

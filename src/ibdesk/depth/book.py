@@ -12,27 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-
-class DepthOp(IntEnum):
-    """IB's `operation` field."""
-
-    INSERT = 0
-    UPDATE = 1
-    DELETE = 2
-
-
-class BookSide(IntEnum):
-    """IB's `side` field."""
-
-    ASK = 0
-    BID = 1
-
+from ibdesk.domain.book import BookSide, DepthOp
 
 _INSERT, _UPDATE, _BID = int(DepthOp.INSERT), int(DepthOp.UPDATE), int(BookSide.BID)
 

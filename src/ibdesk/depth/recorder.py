@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 from ib_async import Contract
 
 from ibdesk.config import Settings
 from ibdesk.depth.capture import SymbolCapture, compact_leftovers, write_parts
+from ibdesk.domain.hours import ET
 from ibdesk.errors import UserInputError, WorkFailedError
 from ibdesk.ib.connection import (
     ConnectionConfig,
@@ -44,7 +44,6 @@ from ibdesk.store.parquet import write_json_atomic
 from ibdesk.store.schemas import MAX_LEVELS
 
 log = logging.getLogger(__name__)
-ET = ZoneInfo("America/New_York")
 MIN_INTERVAL_MS = 10
 
 

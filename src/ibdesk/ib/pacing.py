@@ -25,8 +25,7 @@ from enum import StrEnum
 import numpy as np
 import pyarrow as pa
 
-from ibdesk.errors import UserInputError
-from ibdesk.ib.durations import (
+from ibdesk.domain.bars import (
     BarSize,
     Duration,
     DurationUnit,
@@ -34,6 +33,7 @@ from ibdesk.ib.durations import (
     parse_bar_size,
     parse_duration,
 )
+from ibdesk.errors import UserInputError
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,9 +350,9 @@ def plan_chunks(
 ) -> list[HistoricalChunk]:
     """Split `duration` of `bar_size` bars ending at `end_utc` into requests IB allows.
 
-    Chunks use IB's longest duration for the bar size (`durations.max_duration`), walk back
-    from `end_utc` without gaps and are returned oldest first; the oldest may be shorter. A
-    duration IB serves at once stays one chunk. Answers may overlap at the edges:
+    Chunks use IB's longest duration for the bar size (`ibdesk.domain.bars.max_duration`),
+    walk back from `end_utc` without gaps and are returned oldest first; the oldest may be
+    shorter. A duration IB serves at once stays one chunk. Answers may overlap at the edges:
     `stitch_bars` removes the duplicates.
 
     By default days are calendar days. IB counts `D` in trading sessions; pass the

@@ -15,15 +15,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 from ib_async import IB, BarData, Contract
 
 from ibdesk.calendar import xnys
+from ibdesk.domain.bars import parse_bar_size, parse_duration
+from ibdesk.domain.hours import ET
 from ibdesk.errors import WorkFailedError
 from ibdesk.ib import compat
-from ibdesk.ib.durations import parse_bar_size, parse_duration
 from ibdesk.ib.errors import IbError, IbErrorKind
 from ibdesk.ib.pacing import (
     IB_PACING_RULES,
@@ -38,7 +38,6 @@ from ibdesk.ib.pacing import (
 from ibdesk.store.schemas import bars_schema
 
 log = logging.getLogger(__name__)
-ET = ZoneInfo("America/New_York")
 perf_log = logging.getLogger("ibdesk.performance")
 
 MAX_PACING_RETRIES = 5

@@ -33,11 +33,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-NY_TZ = "America/New_York"
-PREMARKET_START_S = 4 * 3600
-RTH_START_S = 9 * 3600 + 30 * 60
-RTH_END_S = 16 * 3600
-SECONDS_PER_DAY = 86_400
+from ibdesk.domain.hours import ET_NAME, PREMARKET_START_S, RTH_END_S, RTH_START_S, SECONDS_PER_DAY
 
 DAY_KEYS = ("symbol", "session_date")
 
@@ -70,7 +66,7 @@ def to_frame(bars: pa.Table | pl.DataFrame) -> pl.DataFrame:
     local = pl.col("_local")  # New York wall-clock time, naive: field access is arithmetic
     frame = (
         frame.sort(["symbol", "ts"])
-        .with_columns(_local=pl.col("ts").dt.convert_time_zone(NY_TZ).dt.replace_time_zone(None))
+        .with_columns(_local=pl.col("ts").dt.convert_time_zone(ET_NAME).dt.replace_time_zone(None))
         .with_columns(
             session_date=local.dt.date(),
             tod_s=(local.dt.epoch("s") % SECONDS_PER_DAY).cast(pl.Int64),

@@ -10,7 +10,6 @@ previous close of the session the clock is in.
 from __future__ import annotations
 
 import functools
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,7 +22,6 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from ibdesk.calendar import (
-    ET,
     NS,
     Session,
     SessionCalendar,
@@ -31,6 +29,10 @@ from ibdesk.calendar import (
     months_back,
     to_et,
 )
+from ibdesk.domain import bars as domain_bars
+from ibdesk.domain.bars import BarSize, BarUnit, Duration, DurationUnit
+from ibdesk.domain.hours import ET
+from ibdesk.errors import UserInputError
 from ibdesk.sim.universe import Ticker
 
 MINUTE_NS = 60 * NS
@@ -42,87 +44,25 @@ class WhatToShow(StrEnum):
     BID_ASK = "BID_ASK"
 
 
-class BarUnit(StrEnum):
-    SECONDS = "seconds"
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-
-
-class DurationUnit(StrEnum):
-    SECONDS = "S"
-    DAYS = "D"
-    WEEKS = "W"
-    MONTHS = "M"
-    YEARS = "Y"
-
-
-@dataclass(frozen=True, slots=True)
-class BarSize:
-    unit: BarUnit
-    seconds: int = 0
-
-    @property
-    def is_intraday(self) -> bool:
-        return self.unit is BarUnit.SECONDS
-
-
-@dataclass(frozen=True, slots=True)
-class Duration:
-    count: int
-    unit: DurationUnit
-
-
-_BAR_RE = re.compile(r"^\s*(\d+)\s*(secs?|mins?|hours?|days?|weeks?|months?|W|M)\s*$", re.I)
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([SDWMY])\s*$", re.I)
-_SECONDS_PER = {"sec": 1, "min": 60, "hour": 3600}
-_ALLOWED_SECONDS = {
-    1,
-    5,
-    10,
-    15,
-    30,
-    60,
-    120,
-    180,
-    300,
-    600,
-    900,
-    1200,
-    1800,
-    3600,
-    7200,
-    10800,
-    14400,
-    28800,
-}
-
-
 def parse_bar_size(text: str) -> BarSize:
-    """`1 secs` ... `8 hours`, `1 day`, `1 week`, `1 month` (IB's bar size settings)."""
-    match = _BAR_RE.match(text)
-    if match is None:
-        raise ValueError(f"invalid bar size {text!r}")
-    count = int(match.group(1))
-    unit = match.group(2).lower().rstrip("s")
-    if unit in ("day", "week", "w", "month", "m") and count == 1:
-        if unit == "day":
-            return BarSize(BarUnit.DAY)
-        return BarSize(BarUnit.WEEK if unit in ("week", "w") else BarUnit.MONTH)
-    if unit not in _SECONDS_PER:
-        raise ValueError(f"invalid bar size {text!r}")
-    seconds = count * _SECONDS_PER[unit]
-    if seconds not in _ALLOWED_SECONDS:
-        raise ValueError(f"invalid bar size {text!r}")
-    return BarSize(BarUnit.SECONDS, seconds)
+    """A request's barSizeSetting, read by the one parser (`ibdesk.domain.bars`).
+
+    Bad text is a `ValueError` worded as the sim's error 162 words it (`invalid bar size
+    '7 mins'`), not the user error with its list of accepted sizes.
+    """
+    try:
+        return domain_bars.parse_bar_size(text)
+    except UserInputError:
+        raise ValueError(f"invalid bar size {text!r}") from None
 
 
 def parse_duration(text: str) -> Duration:
-    """`60 S`, `1 D`, `2 W`, `1 M`, `1 Y`."""
-    match = _DURATION_RE.match(text)
-    if match is None or int(match.group(1)) <= 0:
-        raise ValueError(f"invalid duration {text!r}")
-    return Duration(int(match.group(1)), DurationUnit(match.group(2).upper()))
+    """A request's durationStr (`60 S`, `1 D`, `2 W`, `1 M`, `1 Y`) by the one parser;
+    bad text is a `ValueError` worded for the sim's error 162."""
+    try:
+        return domain_bars.parse_duration(text)
+    except UserInputError:
+        raise ValueError(f"invalid duration {text!r}") from None
 
 
 def parse_end(text: str, now_ns: int) -> int:
@@ -441,7 +381,7 @@ def group_days(days: list[date], unit: BarUnit) -> list[int]:
     starts: list[int] = []
     previous: tuple[int, int] | None = None
     for i, day in enumerate(days):
-        key = day.isocalendar()[:2] if unit is BarUnit.WEEK else (day.year, day.month)
+        key = day.isocalendar()[:2] if unit is BarUnit.WEEKS else (day.year, day.month)
         if key != previous:
             starts.append(i)
             previous = key
@@ -472,7 +412,7 @@ def build_bars(
     if request.bar_size.is_intraday:
         return concat_bars(parts)
     daily = concat_bars(parts, days)
-    if request.bar_size.unit is BarUnit.DAY:
+    if request.bar_size.unit is BarUnit.DAYS:
         return daily
     return _regroup(daily, day_values, request)
 

@@ -14,20 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
-
-class BookSide(IntEnum):
-    """IB's side codes in depth messages."""
-
-    ASK = 0
-    BID = 1
-
-
-class DepthOp(IntEnum):
-    """IB's depth operations."""
-
-    INSERT = 0
-    UPDATE = 1
-    DELETE = 2
+from ibdesk.domain.book import BookSide, DepthOp
 
 
 class Aggressor(IntEnum):

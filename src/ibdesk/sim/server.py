@@ -24,6 +24,7 @@ import numpy as np
 
 from ibdesk.calendar import NS, Session, SessionCalendar, parse_clock, to_et, xnys
 from ibdesk.config import Settings
+from ibdesk.domain.book import BookSide, DepthOp
 from ibdesk.ib.pacing import IB_PACING_RULES, PacingLedger, PacingRules
 from ibdesk.sim import messages as msg
 from ibdesk.sim.history import (
@@ -36,7 +37,7 @@ from ibdesk.sim.history import (
     build_bars,
     format_bar_time,
 )
-from ibdesk.sim.market import Aggressor, BookRows, BookSide, DepthOp, LiveBook
+from ibdesk.sim.market import Aggressor, BookRows, LiveBook
 from ibdesk.sim.orders import Blotter, Notice, OrderError, OrderType, SimOrder
 from ibdesk.sim.protocol import (
     API_PREFIX,

@@ -19,13 +19,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as _compute
 
+from ibdesk.domain.bars import parse_bar_size
+from ibdesk.domain.hours import ET_NAME
 from ibdesk.errors import UserInputError
-from ibdesk.ib.durations import parse_bar_size
 from ibdesk.store import layout, schemas
 from ibdesk.store.parquet import write_table_atomic
 from ibdesk.store.readers import DataKind, conform, read_data
 
-ET_ZONE = "America/New_York"
 BAR_SIZE_KEY = "bar_size"
 
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_ ]{0,31}$")
@@ -36,7 +36,7 @@ pc: Any = _compute  # pyarrow.compute functions are generated at import time
 def normalize_bar_size(text: str) -> str:
     """A bar size in IB's spelling ("1 min", "5 mins"); accepts "1_min", "5min", "1 mins".
 
-    One parser for the whole project (`ibdesk.ib.durations.parse_bar_size`); raises
+    One parser for the whole project (`ibdesk.domain.bars.parse_bar_size`); raises
     `UserInputError` naming the value when IB has no such bar size.
     """
     return str(parse_bar_size(text))
@@ -81,7 +81,7 @@ def merge_bars(existing: pa.Table | None, new: pa.Table) -> pa.Table:
 
 def et_days(ts: pa.ChunkedArray | pa.Array) -> pa.Array:
     """ET calendar date (date32) of each UTC timestamp; DST-aware."""
-    local = pc.local_timestamp(ts.cast(pa.timestamp("ns", tz=ET_ZONE)))
+    local = pc.local_timestamp(ts.cast(pa.timestamp("ns", tz=ET_NAME)))
     result = local.cast(pa.date32())
     return result.combine_chunks() if isinstance(result, pa.ChunkedArray) else result
 

@@ -1,6 +1,8 @@
 """IB duration strings and bar sizes as typed values, and how many bars a session holds.
 
-Pure: parsing, validation and arithmetic only; no clock, no I/O. Bad text raises
+Pure and dependency-free (standard library and `ibdesk.errors` only): parsing, validation
+and arithmetic; no clock, no I/O. This is the one parser of duration and bar-size text for
+the whole package (client, store, pipeline and sim). Bad text raises
 `ibdesk.errors.UserInputError` naming the value and listing the accepted forms, so the CLI
 can print it as is (exit 2).
 
@@ -17,12 +19,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ibdesk.domain.hours import RTH_END_S, RTH_SESSION_S, RTH_START_S, SECONDS_PER_DAY
 from ibdesk.errors import UserInputError
-
-SECONDS_PER_DAY = 86_400
-RTH_START_S = 9 * 3600 + 30 * 60  # 09:30 New York, seconds after midnight
-RTH_END_S = 16 * 3600  # 16:00 New York
-RTH_SESSION_S = RTH_END_S - RTH_START_S  # 23_400 s = 6.5 h
 
 
 class DurationUnit(StrEnum):

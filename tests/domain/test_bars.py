@@ -1,4 +1,4 @@
-"""IB duration strings and bar sizes: parsing, validation, step sizes, bar counts."""
+"""IB durations and bar sizes (`ibdesk.domain.bars`): parsing, step sizes, bar counts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ibdesk.errors import UserInputError
-from ibdesk.ib.durations import (
+from ibdesk.domain.bars import (
     BAR_SIZES,
     BarSize,
     BarUnit,
@@ -19,6 +18,7 @@ from ibdesk.ib.durations import (
     parse_bar_size,
     parse_duration,
 )
+from ibdesk.errors import UserInputError
 
 
 @pytest.mark.parametrize(
