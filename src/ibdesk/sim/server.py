@@ -497,8 +497,11 @@ class SimThread:
     fault and ground-truth method runs on the sim's loop and returns its result.
     """
 
-    def __init__(self, config: SimConfig = SimConfig(port=0)) -> None:
+    def __init__(
+        self, config: SimConfig = SimConfig(port=0), market: MarketSource | None = None
+    ) -> None:
         self.config = config
+        self.market = market
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="ibdesk-sim", daemon=True
@@ -509,7 +512,7 @@ class SimThread:
         self._thread.start()
 
         async def make() -> SimServer:
-            server = SimServer(self.config)
+            server = SimServer(self.config, self.market)
             await server.start()
             return server
 
