@@ -1,7 +1,8 @@
 """Request handlers of the sim: one function per client message id.
 
 Each reads its fields in the order ib_async 2.1.0 and `ibapi` write them at version 178,
-and answers with the messages IB Gateway sends. Edges only: state lives in the server.
+and answers with the messages IB Gateway sends. Edges only: state lives in the server,
+reached through `conn.sim` (a `connection.Gateway`); nothing here imports the server.
 """
 
 from __future__ import annotations
