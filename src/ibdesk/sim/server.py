@@ -183,7 +183,7 @@ class SimServer:
             if not (market.subscribed or self.blotter.has_working(symbol)):
                 continue
             source.advance(market.ticker, elapsed_s)
-            if market.orders_dirty or self.blotter.has_working(market.ticker.symbol):
+            if market.orders_dirty or self.blotter.has_working(symbol):
                 market.orders_dirty = False
                 self._match_orders(market)
 
