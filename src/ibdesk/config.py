@@ -1,4 +1,4 @@
-"""Settings: every environment variable of SPEC.md, read once from the environment and `.env`.
+"""Settings: every variable of README's Configuration table, read once from env and `.env`.
 
 Owns parsing, defaults, validation and secret masking. Library code receives a `Settings`
 value and never reads `os.environ` itself. An invalid value becomes a `ConfigError` whose
@@ -77,7 +77,7 @@ GatewayMode = Literal["attach", "ibc", "docker", "sim"]
 
 
 class Settings(BaseSettings):
-    """All configuration, with SPEC.md's defaults. Field `x_y` is env var `X_Y`."""
+    """All configuration, with README's defaults. Field `x_y` is env var `X_Y`."""
 
     model_config = SettingsConfigDict(
         env_file=".env",

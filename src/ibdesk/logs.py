@@ -1,4 +1,4 @@
-"""Logging: the four log files of SPEC.md plus rich console output, with secrets masked.
+"""Logging: the four log files (README: Logs) plus rich console output, with secrets masked.
 
 `trading.log` gets everything (rotating), `error.log` WARNING and above, `api.log` the IB
 API traffic (loggers `ibdesk.api` and `ib_async`), `performance.log` timings (logger
@@ -60,14 +60,19 @@ class _NameFilter(logging.Filter):
 
 
 class _QuietThirdParty(logging.Filter):
-    """Keeps API traffic and timings (and ib_async's chatter) off the console below WARNING.
-
-    They still reach api.log, performance.log and trading.log; `--verbose` shows them.
+    """Keeps ib_async's own chatter off the console at every level, and ibdesk's API traffic
+    and timings below WARNING: ibdesk says what went wrong in its own words (one line), so
+    ib_async's "API connection failed" / "Make sure API port ..." retries and its `Error 200`
+    lines would only repeat it. They still reach api.log, error.log and trading.log;
+    `--verbose` shows them.
     """
 
-    PREFIXES = ("ib_async", "ibdesk.api", PERFORMANCE_LOGGER)
+    THIRD_PARTY = ("ib_async",)
+    PREFIXES = ("ibdesk.api", PERFORMANCE_LOGGER)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(self.THIRD_PARTY):
+            return False
         return record.levelno >= logging.WARNING or not record.name.startswith(self.PREFIXES)
 
 

@@ -129,6 +129,31 @@ def test_unreachable_gateway_says_which_ports_and_how_to_start_one() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_unreachable_gateway_prints_only_ibdesks_line_and_logs_ib_async_chatter(
+    isolated_workdir: Path,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "RETRY_ATTEMPTS": "1", "CONNECTION_TIMEOUT": "2"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ibdesk", "run", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ibdesk: error: no IB gateway answered")
+    api_log = (isolated_workdir / "logs" / "api.log").read_text(encoding="utf-8")
+    assert "Make sure API port on TWS/IBG is open" in api_log
+
+
 def test_bad_duration_is_bad_input() -> None:
     result = invoke(["run", "--duration", "1 fortnight"])
     assert result.exit_code == 2

@@ -1,4 +1,4 @@
-"""The Arrow schemas of DESIGN.md §3 and their version metadata."""
+"""The Arrow schemas of ARCHITECTURE.md's data contracts and their version metadata."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The programmatic API kept from the original tool (SPEC.md).
+"""The programmatic API kept from the original tool (README: Python API).
 
 `backfill_l2(symbol, day)` runs one task without touching the manifest;
 `find_warrior_tasks(...)` lists the trade log's tasks; `run_warrior_backfill(tasks, ...)`

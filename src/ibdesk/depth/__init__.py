@@ -1,5 +1,9 @@
 """Level 2 order book: book maintenance, recording, and microstructure analysis.
 
-`analysis` (pure metrics), `loading` (files of a symbol-day), `report` (JSON report and
-the `analyze-depth` service) and `plots` (figures) make up the analyzer.
+Recording: `book` (IB row semantics, pure), `capture` (one symbol's book, buffers and part
+files), `recorder` (the `record-depth` service over the IB layer).
+Analysis: `loading` (files of a symbol-day), `analysis` (the book pass, pure), `tape`
+(trades against the book, pure), `stats` (numeric helpers), `results` (parameter and result
+values), `report` (JSON report and the `analyze-depth` service), `plots` (figures).
+Test and benchmark data: `synthetic` (snapshots and trades in the store's schemas).
 """

@@ -1,6 +1,6 @@
 """Which data files exist under the data root, by kind, symbol and day (paths only).
 
-Walks the layout of DESIGN.md §3 and groups part files with their final file, skipping
+Walks the layout of README's Data layout and groups part files with their final file, skipping
 `*.tmp` leftovers and parts already compacted into their final file, so every consumer
 (queries, scan, export) sees each logical file exactly once. Reads no file contents.
 """

@@ -1,4 +1,4 @@
-"""Where each kind of data lives under the data root (DESIGN.md §3). Paths only, no I/O."""
+"""Where each kind of data lives under the data root (README: Data layout). Paths only, no I/O."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ pc: Any = _compute  # pyarrow.compute functions are generated at import time
 
 
 class DataKind(StrEnum):
-    """The data contracts of DESIGN.md §3; the value is the schema name in metadata."""
+    """The data contracts of ARCHITECTURE.md; the value is the schema name in metadata."""
 
     BARS = "bars"
     L2_SNAPSHOTS = "l2_snapshots"

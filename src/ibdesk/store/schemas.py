@@ -1,4 +1,4 @@
-"""Arrow schemas of ibdesk's data contracts (DESIGN.md §3), each with version metadata.
+"""Arrow schemas of ibdesk's data contracts (ARCHITECTURE.md), each with version metadata.
 
 These are the contract between the recorder, the backfill, the analyzer and ML code:
 change a schema only by bumping its version, and keep readers accepting the old one.
