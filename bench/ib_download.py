@@ -1,6 +1,6 @@
 """Benchmark: 30 D of 1 min bars for 10 symbols through the paced IB layer vs the pacing minimum.
 
-The sim runs in its own process (`SimChild`, also used by the other IB/recorder benches),
+The sim runs in its own process (`simhelpers.SimChild`, as in the other IB/recorder benches),
 so it does not share the GIL with the measured client. Scenarios, each repeated:
 
 - `HistoricalClient`, IB's rules: 1 min bars are not covered by IB's small-bar rules, so
@@ -33,18 +33,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
-import json
-import logging
 import math
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from ib_async import IB, Contract
 
@@ -58,184 +52,10 @@ from ibdesk.ib.pacing import (
     plan_chunks,
 )
 from ibdesk.ib.requests import MIN_SEND_SPACING_S, BarsRequest, HistoricalClient, default_margin_s
-from simcli import CLOCK
+from simhelpers import SimChild, med_min_max, quiet_logs, table
 
 END_UTC = datetime(2025, 7, 30, 20, 30, tzinfo=UTC)  # the pinned clock, after the close
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "SPY", "AMD", "QQQ", "META", "AMZN", "GOOGL")
-SEED = 7
-
-# The sim in a child process, configured with any SimConfig field (the CLI has no option for
-# pacing rules) and driven over stdin: `restart D`, `rules SCALE SMALL_BAR_MAX_S` (for
-# connections made afterwards), `rate X`, `pause`, `resume`, `counts`, `quit`.
-# With `count_depth` it counts the depth messages it writes to each live connection.
-SIM_CHILD = r"""
-import asyncio, collections, dataclasses, json, sys, time
-from ibdesk.ib.pacing import IB_PACING_RULES
-from ibdesk.sim import server as sim_server
-
-spec = json.loads(sys.argv[1])
-sent = collections.Counter()
-if spec.get("count_depth"):
-    flush = sim_server.Connection.flush
-    def counting_flush(self):
-        # Walk the frames about to be written; count depth messages (ids 12 and 13) per
-        # connection object (client ids repeat across connections).
-        if self.out:
-            data = "".join(self.out)
-            i, n, size = 0, 0, len(data)
-            while i + 4 <= size:
-                if data.startswith(("12\0", "13\0"), i + 4):
-                    n += 1
-                i += 4 + ((ord(data[i + 2]) << 8) | ord(data[i + 3])) + (ord(data[i + 1]) << 16)
-            sent[self] += n
-            self.out[:] = [data]
-        flush(self)
-    sim_server.Connection.flush = counting_flush
-config = sim_server.SimConfig(
-    port=0, clock=spec["clock"], seed=spec["seed"],
-    events_per_s=spec["events_per_s"], depth_cap=spec["depth_cap"],
-    symbols=tuple(spec["symbols"]),
-)
-
-def reply(text):
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-async def main():
-    server = sim_server.SimServer(config)
-    await server.start()
-    reply(f"port {server.port}")
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while line := await reader.readline():
-        cmd, *args = line.decode().split()
-        if cmd == "restart":
-            closed = time.monotonic()
-            await server.restart(float(args[0]))
-            reply(f"{closed} {time.monotonic()}")
-        elif cmd == "rules":
-            new = IB_PACING_RULES.scaled(float(args[0]))
-            new = dataclasses.replace(new, small_bar_max_s=float(args[1]))
-            server.config = dataclasses.replace(server.config, pacing=new)
-            reply("ok")
-        elif cmd == "rate":
-            server.config = dataclasses.replace(server.config, events_per_s=float(args[0]))
-            reply("ok")
-        elif cmd in ("pause", "resume"):
-            server.paused = cmd == "pause"
-            server.flush_all()
-            reply(f"{time.monotonic()}")
-        elif cmd == "counts":
-            reply(json.dumps({c.client_id: sent[c] for c in server.connections}))
-        elif cmd == "quit":
-            break
-    await server.stop()
-
-asyncio.run(main())
-"""
-
-
-class SimChild:
-    """`ibdesk.sim` in a child process (own interpreter, own GIL), controlled over stdin."""
-
-    def __init__(
-        self,
-        *,
-        symbols: Sequence[str] = (),
-        events_per_s: float = 50.0,
-        depth_cap: int = 3,
-        count_depth: bool = False,
-        clock: str = CLOCK,
-    ) -> None:
-        self.spec: dict[str, Any] = {
-            "clock": clock,
-            "seed": SEED,
-            "symbols": list(symbols),
-            "events_per_s": events_per_s,
-            "depth_cap": depth_cap,
-            "count_depth": count_depth,
-        }
-        self.proc: subprocess.Popen[str] | None = None
-        self.port = 0
-
-    def start(self) -> SimChild:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SIM_CHILD, json.dumps(self.spec)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.port = int(self._read().split()[1])
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def _read(self) -> str:
-        assert self.proc is not None
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the sim child exited")
-        return line.strip()
-
-    def ask(self, command: str) -> str:
-        """Send one command and return its one-line answer (blocking)."""
-        assert self.proc is not None
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def depth_sent(self, client_id: int) -> int:
-        """Depth messages written so far to the live connection of `client_id`."""
-        return int(json.loads(self.ask("counts")).get(str(client_id), 0))
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(OSError, RuntimeError):
-            self.ask("quit")
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def __enter__(self) -> SimChild:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def quiet_logs() -> None:
-    """Keep ib_async's and ibdesk's expected warnings (gaps, 2104s) out of the table."""
-    logging.basicConfig(level=logging.CRITICAL)
-    for name in ("ib_async", "ibdesk"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-def table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Print a small aligned table (first column left, the rest right)."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    print(title)
-    for row in [header, *rows]:
-        cells = [
-            str(c).ljust(widths[0]) if i == 0 else str(c).rjust(widths[i])
-            for i, c in enumerate(row)
-        ]
-        print("  ".join(cells))
-
-
-def med_min_max(values: Sequence[float], fmt: str = "{:.2f}") -> list[str]:
-    return [fmt.format(statistics.median(values)), fmt.format(min(values)), fmt.format(max(values))]
-
-
 # ---- the download --------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """Benchmark: data flowing again after a gateway restart vs a fresh client's cold start.
 
 `IBConnection` holds depth (10 rows) and market-data subscriptions for a few symbols on
-`ibdesk sim` (own process, see `ib_download.SimChild`). The sim then does a daily restart:
+`ibdesk sim` (own process, see `simhelpers.SimChild`). The sim then does a daily restart:
 every socket closes and connections are refused for `--down` seconds. Measured per restart:
 from the moment the sim accepts connections again (its own monotonic clock, which is the
 same clock as ours on one machine) to the moment every subscription has received data on
@@ -29,7 +29,6 @@ from collections.abc import Sequence
 
 from ib_async import Contract, Ticker
 
-from ib_download import SimChild, med_min_max, quiet_logs, table
 from ibdesk.ib.connection import (
     ConnectionConfig,
     ConnectionEvent,
@@ -40,6 +39,7 @@ from ibdesk.ib.connection import (
     SubscriptionKind,
 )
 from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
+from simhelpers import SimChild, med_min_max, quiet_logs, table
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "AMD")
 TIMEOUT_S = 60.0

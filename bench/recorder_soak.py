@@ -2,7 +2,7 @@
 
 5 symbols x 20 levels, snapshots every 50 ms, for `--minutes` (default 3 for a quick run;
 `--minutes 10` is the real one). Three processes on one machine: `ibdesk sim` (own
-process, see `ib_download.SimChild`), the recorder (`python -m ibdesk record-depth`, its
+process, see `simhelpers.SimChild`), the recorder (`python -m ibdesk record-depth`, its
 real CLI) and, as the baseline, a bare ib_async process subscribing the same depth and only
 counting updates. The recorder and the baseline run at the same time on the same sim.
 psutil samples RSS every 10 s; CPU % (of one core) is taken between the first and the last
@@ -28,8 +28,8 @@ from pathlib import Path
 import psutil
 from ib_async import IB, Ticker
 
-from ib_download import SimChild, quiet_logs, table
 from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
+from simhelpers import SEED, SimChild, quiet_logs, table
 
 SYMBOLS = ("TSLA", "AAPL", "NVDA", "AMD", "MSFT")
 LEVELS = 20
@@ -103,7 +103,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="ibdesk-soak-") as tmp,
     ):
         out = Path(tmp) / "level2"
-        env = {**os.environ, "IBDESK_SIM_SEED": "7"}
+        env = {**os.environ, "IBDESK_SIM_SEED": str(SEED)}
         err_path = Path(tmp) / "recorder.err"
         err = err_path.open("w")  # a file, not a pipe: hours of log lines must not block it
         recorder = subprocess.Popen(

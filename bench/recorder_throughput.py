@@ -1,6 +1,6 @@
 """Benchmark: depth updates/s the L2 Recorder keeps up with, vs a bare ib_async counting loop.
 
-One `ibdesk sim` in a child process (see `ib_download.SimChild`) counts every depth message
+One `ibdesk sim` in a child process (see `simhelpers.SimChild`) counts every depth message
 it writes to each connection. Its book event rate is stepped up; at each rate two clients take
 turns on the same sim stream, for `--seconds` each:
 - bare: ib_async `reqMktDepth` + `pendingTickersEvent` counting `len(ticker.domTicks)`;
@@ -30,10 +30,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from ib_async import IB, Ticker
 
-from ib_download import SimChild, quiet_logs, table
 from ibdesk.config import load_settings
 from ibdesk.depth.recorder import RecordConfig, Recorder
 from ibdesk.ib.contracts import ContractCache, UnknownContractError, stock
+from simhelpers import SimChild, quiet_logs, table
 
 SYMBOLS = ("TSLA", "AAPL", "NVDA", "AMD", "MSFT")
 BARE_CLIENT_ID = 31

@@ -1,6 +1,6 @@
 """Benchmark: `ibdesk run` (pipeline.run) for 10 symbols x 5 D x 1 min vs the pacing minimum.
 
-`ibdesk.pipeline.run` against `ibdesk sim` in a child process (see `ib_download.SimChild`),
+`ibdesk.pipeline.run` against `ibdesk sim` in a child process (see `simhelpers.SimChild`),
 each run into a fresh data root (sim clock = now: the pipeline's multi-day requests end at
 the wall clock's now), reporting wall time, the time inside IB (gateway, qualify,
 bars, cleanup stages) and outside it (store + signals), and the time outside IB per 1 M
@@ -31,11 +31,12 @@ from pathlib import Path
 
 from ib_async import IB
 
-from ib_download import SYMBOLS, RecordingScheduler, SimChild, med_min_max, quiet_logs, table
+from ib_download import SYMBOLS, RecordingScheduler
 from ibdesk import pipeline
 from ibdesk.config import load_settings
 from ibdesk.ib.pacing import IB_PACING_RULES, HistoricalRequestKey, PacingRules, minimum_total_s
 from ibdesk.ib.requests import HistoricalClient, default_margin_s
+from simhelpers import SimChild, med_min_max, quiet_logs, table
 
 IB_STAGES = ("gateway", "qualify", "bars", "cleanup")
 OUTSIDE_STAGES = ("store", "signals")

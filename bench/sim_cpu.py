@@ -16,7 +16,7 @@ import time
 
 from ib_async import IB, Stock
 
-from simcli import cpu_s, sim_cli
+from simhelpers import cpu_s, sim_cli
 
 DEPTH = ("TSLA", "AAPL", "NVDA", "AMD", "PLUG")
 BARS = ("TSLA", "AAPL", "NVDA", "AMD", "PLUG", "MSFT", "SPY", "QQQ", "SOFI", "NIO")

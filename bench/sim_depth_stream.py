@@ -18,7 +18,7 @@ import struct
 import threading
 import time
 
-from simcli import cpu_s, sim_cli
+from simhelpers import cpu_s, sim_cli
 
 TSLA_CON_ID = 76792991
 

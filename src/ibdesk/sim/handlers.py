@@ -1,18 +1,20 @@
 """Request handlers of the sim: one function per client message id.
 
 Each reads its fields in the order ib_async 2.1.0 and `ibapi` write them at version 178,
-and answers with the messages IB Gateway sends. Edges only: state lives in the server.
+and answers with the messages IB Gateway sends. Edges only: state lives in the server,
+reached through `conn.sim` (a `connection.Gateway`); nothing here imports the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 from ibdesk.calendar import NS
 from ibdesk.ib.pacing import HistoricalRequestKey
 from ibdesk.sim import messages as msg
+from ibdesk.sim.book import MIN_LEVELS
+from ibdesk.sim.connection import Connection, ConnState, Handler, read_contract
 from ibdesk.sim.history import (
     BarRequest,
     BarSet,
@@ -22,20 +24,15 @@ from ibdesk.sim.history import (
     parse_duration,
     parse_end,
 )
-from ibdesk.sim.market import MIN_LEVELS
 from ibdesk.sim.orders import OrderType, SimOrder
 from ibdesk.sim.protocol import FieldReader, In, Out, encode
 from ibdesk.sim.scanner import DEFAULT_ROWS, ScanRequest, rank
-
-if TYPE_CHECKING:
-    from ibdesk.sim.server import Connection, Handler
+from ibdesk.sim.subscriptions import BarSub, DepthSub, QuoteSub, ScanSub, TickByTickSub, discard
 
 log = logging.getLogger("ibdesk.sim")
 
 
 def _contract(conn: Connection, reader: FieldReader, req_id: int):
-    from ibdesk.sim.server import read_contract
-
     ref = read_contract(reader)
     ticker = conn.sim.resolve(ref)
     if ticker is None:
@@ -53,7 +50,7 @@ def req_managed_accounts(conn: Connection, reader: FieldReader) -> None:
 
 
 def req_current_time(conn: Connection, reader: FieldReader) -> None:
-    conn.send(encode(Out.CURRENT_TIME, 1, conn.sim.clock.now_ns() // NS))
+    conn.send(encode(Out.CURRENT_TIME, 1, conn.sim.now_ns() // NS))
 
 
 def req_positions(conn: Connection, reader: FieldReader) -> None:
@@ -80,13 +77,11 @@ def req_all_open_orders(conn: Connection, reader: FieldReader) -> None:
 
 
 def _send_open_orders(conn: Connection, only_own: bool) -> None:
-    from ibdesk.sim.server import _order_view, _status
-
     for order in conn.sim.blotter.orders.values():
         if order.is_done or (only_own and order.client_id != conn.client_id):
             continue
-        conn.send(msg.open_order(_order_view(order)))
-        conn.send(_status(order))
+        conn.send(msg.open_order(order_view(order)))
+        conn.send(order_status(order))
     conn.send(encode(Out.OPEN_ORDER_END, 1))
 
 
@@ -100,7 +95,7 @@ def req_account_updates(conn: Connection, reader: FieldReader) -> None:
     account = reader.str() or conn.sim.config.accounts[0]
     conn.account_updates = subscribe
     if subscribe:
-        conn.sim._send_portfolio(conn)
+        conn.sim.send_portfolio(conn)
         conn.send(encode(Out.ACCT_DOWNLOAD_END, 1, account))
 
 
@@ -157,8 +152,6 @@ def req_contract_details(conn: Connection, reader: FieldReader) -> None:
 
 # -- market data -------------------------------------------------------------------------------
 def req_mkt_data(conn: Connection, reader: FieldReader) -> None:
-    from ibdesk.sim.server import QuoteSub
-
     reader.skip(1)
     req_id = reader.int()
     _ref, ticker = _contract(conn, reader, req_id)
@@ -181,17 +174,13 @@ def req_mkt_data(conn: Connection, reader: FieldReader) -> None:
 
 
 def cancel_mkt_data(conn: Connection, reader: FieldReader) -> None:
-    from ibdesk.sim.server import _remove
-
     reader.skip(1)
     entry = conn.quotes.pop(reader.int(), None)
     if entry is not None:
-        _remove(entry[0].quote_subs, entry[1])
+        discard(entry[0].quote_subs, entry[1])
 
 
 def req_mkt_depth(conn: Connection, reader: FieldReader) -> None:
-    from ibdesk.sim.server import DepthSub
-
     reader.skip(1)
     req_id = reader.int()
     _ref, ticker = _contract(conn, reader, req_id)
@@ -217,18 +206,14 @@ def req_mkt_depth(conn: Connection, reader: FieldReader) -> None:
 
 
 def cancel_mkt_depth(conn: Connection, reader: FieldReader) -> None:
-    from ibdesk.sim.server import _remove
-
     reader.skip(1)
     entry = conn.depth.pop(reader.int(), None)
     if entry is not None:
-        _remove(entry[0].depth_subs, entry[1])
+        discard(entry[0].depth_subs, entry[1])
         conn.sim.depth_in_use -= 1
 
 
 def req_tick_by_tick(conn: Connection, reader: FieldReader) -> None:
-    from ibdesk.sim.server import TickByTickSub
-
     req_id = reader.int()
     _ref, ticker = _contract(conn, reader, req_id)
     if ticker is None:
@@ -248,7 +233,7 @@ def req_tick_by_tick(conn: Connection, reader: FieldReader) -> None:
                 Out.TICK_BY_TICK,
                 req_id,
                 3,
-                conn.sim.clock.now_ns() // NS,
+                conn.sim.now_ns() // NS,
                 book.px[1][0] / 100,
                 book.px[0][0] / 100,
                 book.sz[1][0],
@@ -259,17 +244,13 @@ def req_tick_by_tick(conn: Connection, reader: FieldReader) -> None:
 
 
 def cancel_tick_by_tick(conn: Connection, reader: FieldReader) -> None:
-    from ibdesk.sim.server import _remove
-
     entry = conn.tbt.pop(reader.int(), None)
     if entry is not None:
-        _remove(entry[0].tbt_subs, entry[1])
+        discard(entry[0].tbt_subs, entry[1])
 
 
 # -- history ----------------------------------------------------------------------------------
 def req_historical_data(conn: Connection, reader: FieldReader) -> None:
-    from ibdesk.sim.server import BarSub, ConnState
-
     req_id = reader.int()
     ref, ticker = _contract(conn, reader, req_id)
     if ticker is None:
@@ -283,7 +264,7 @@ def req_historical_data(conn: Connection, reader: FieldReader) -> None:
     format_date = reader.int(1)
     keep_up_to_date = reader.bool()
     sim = conn.sim
-    now_ns = sim.clock.now_ns()
+    now_ns = sim.now_ns()
     try:
         bar_size = parse_bar_size(bar_text)
         duration = parse_duration(duration_text)
@@ -349,14 +330,12 @@ def req_historical_data(conn: Connection, reader: FieldReader) -> None:
 
 
 def cancel_historical_data(conn: Connection, reader: FieldReader) -> None:
-    from ibdesk.sim.server import _remove
-
     reader.skip(1)
     req_id = reader.int()
     conn.pacing.close(req_id)
     entry = conn.bars.pop(req_id, None)
     if entry is not None:
-        _remove(entry[0].bar_subs, entry[1])
+        discard(entry[0].bar_subs, entry[1])
 
 
 def req_head_timestamp(conn: Connection, reader: FieldReader) -> None:
@@ -385,8 +364,6 @@ def _optional_float(text: str) -> float | None:
 
 
 def req_scanner_subscription(conn: Connection, reader: FieldReader) -> None:
-    from ibdesk.sim.server import ScanSub
-
     req_id = reader.int()
     rows = reader.int(-1)
     reader.skip(2)  # instrument, locationCode
@@ -482,7 +459,7 @@ def place_order(conn: Connection, reader: FieldReader) -> None:
         outside_rth,
     )
     market = sim.market(ticker.symbol)
-    notices = sim.blotter.place(order, sim._liquidity(market), market.last_c, sim.clock.now_ns())
+    notices = sim.blotter.place(order, sim.liquidity(market), market.last_c, sim.now_ns())
     sim.notify(notices)
 
 
@@ -498,6 +475,46 @@ def cancel_order(conn: Connection, reader: FieldReader) -> None:
 
 def req_global_cancel(conn: Connection, reader: FieldReader) -> None:
     conn.sim.notify(conn.sim.blotter.cancel_all())
+
+
+# -- order messages (also sent by the server on fills) --------------------------------------
+def order_view(order: SimOrder) -> msg.OrderView:
+    """An order as openOrder shows it."""
+    return msg.OrderView(
+        order.order_id,
+        order.client_id,
+        order.perm_id,
+        order.ticker,
+        order.action,
+        float(order.quantity),
+        str(order.order_type),
+        None if order.lmt_c is None else order.lmt_c / 100,
+        None if order.aux_c is None else order.aux_c / 100,
+        order.tif,
+        order.oca_group,
+        order.account,
+        order.order_ref,
+        order.parent_id,
+        order.oca_type,
+        order.outside_rth,
+        order.transmit,
+        str(order.status),
+    )
+
+
+def order_status(order: SimOrder) -> bytes:
+    """The orderStatus message of an order."""
+    return msg.order_status(
+        order.order_id,
+        str(order.status),
+        float(order.filled),
+        float(order.remaining),
+        order.avg_price,
+        order.perm_id,
+        order.parent_id,
+        order.last_fill_c / 100,
+        order.client_id,
+    )
 
 
 def table() -> dict[int, Handler]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ibdesk.sim.market import MIN_LEVELS, Aggressor, LiveBook
+from ibdesk.sim.book import MIN_LEVELS, Aggressor, LiveBook
 from tests.sim.ibbook import RowBook
 
 
