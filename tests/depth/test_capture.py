@@ -57,6 +57,24 @@ def test_a_snapshot_holds_the_book_as_of_its_time_even_within_one_batch(tmp_path
     assert cap.stats.updates == 4
 
 
+def test_a_late_sample_never_fills_a_closed_gap_or_predates_a_reset(tmp_path: Path) -> None:
+    """The sample loop can fall behind (a slow flush) and ask for grid times after a gap
+    already opened and closed: those times had no book and must stay empty."""
+    cap = _capture(tmp_path)
+    cap.on_depth_batch([_op(10, 0, INSERT, BID, 99.0, 5), _op(10, 0, INSERT, ASK, 101.0, 7)])
+    cap.start_gap(20, "disconnected")
+    cap.on_depth_batch([_op(40, 0, INSERT, BID, 98.0, 1), _op(40, 0, INSERT, ASK, 102.0, 1)])
+    cap.end_gap(40)
+    assert not cap.snapshot(30)  # inside the closed gap
+    assert cap.snapshot(40)
+    cap.reset_book(60)  # e.g. resubscribed: the book restarts at 60
+    assert not cap.snapshot(50)  # the book as of 50 is gone
+    assert cap.snapshot(60)
+    table = pq.read_table(cap.finalize()[0])
+    assert table.column("ts").cast("int64").to_pylist() == [40, 60]
+    assert table.column("bid_px_00").to_pylist() == [98.0, None]
+
+
 def test_trades_are_classified_against_the_book_at_their_own_time(tmp_path: Path) -> None:
     cap = _capture(tmp_path)
     cap.on_depth_batch([_op(10, 0, INSERT, BID, 99.0, 5), _op(10, 0, INSERT, ASK, 101.0, 7)])

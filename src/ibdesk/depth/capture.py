@@ -131,6 +131,9 @@ class SymbolCapture:
         self.book = DepthBook(levels)
         self.stats = CaptureStats()
         self.in_gap = False
+        # The book holds no state for times before this (a reset or a gap's end): a sample
+        # loop running late must not stamp a later book, or a gap's hole, with an older time.
+        self._valid_from_ns = 0
         self._pending: deque[Sequence[DepthOperation]] = deque()  # batches, one ts each
         self._pending_trades: deque[TradePrint] = deque()
         day = session_start.date()
@@ -183,6 +186,7 @@ class SymbolCapture:
         if self.in_gap:
             self.in_gap = False
             self.stats.gaps[-1].end_ns = ts_ns
+            self._valid_from_ns = max(self._valid_from_ns, ts_ns)
 
     def reset_book(self, ts_ns: int) -> None:
         """Empty the book now, writing the emptying as marked deletes to the messages file."""
@@ -204,6 +208,7 @@ class SymbolCapture:
         )
         self.book.clear()
         self.stats.resets += 1
+        self._valid_from_ns = max(self._valid_from_ns, ts_ns)
 
     # ---- sampling and files --------------------------------------------------------------------
     def _apply_until(self, ts_ns: int) -> None:
@@ -229,9 +234,13 @@ class SymbolCapture:
                 book.apply_all(pending.popleft())
 
     def snapshot(self, ts_ns: int) -> bool:
-        """Record the book as of `ts_ns` unless in a gap; True when a row was written."""
+        """Record the book as of `ts_ns` unless in a gap; True when a row was written.
+
+        A late sampler (its loop stalled on a flush) asks for grid times already passed;
+        a time inside a gap, or before the book's last reset, has no book and is skipped.
+        """
         self._apply_until(ts_ns)
-        if self.in_gap:
+        if self.in_gap or ts_ns < self._valid_from_ns:
             return False
         if self.book.is_crossed_or_locked():
             self.stats.crossed_rows += 1
